@@ -1,0 +1,165 @@
+//! `/api/v1/auth/*`: the five endpoints of the Vigia auth API.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, OpenApi,
+    param::Header,
+    payload::{Form, Json},
+};
+
+use super::{
+    ApiTags, AppState,
+    dto::{
+        ChangePasswordRequest, LoginForm, MeResponse, ResetPasswordRequest, ResetPasswordResponse,
+        SuccessResponse, TokenResponse, WhoAmIResponse,
+    },
+    security::{BearerAuth, OptionalBearerAuth, parse_tenant, scope_of},
+};
+use crate::{
+    config::Environment,
+    domain::{Email, LoginIdentifier, Password, Role, Scope},
+    error::{ApiError, Error},
+};
+
+pub struct AuthApi;
+
+/// A token response; never cached by browsers or proxies.
+#[derive(ApiResponse)]
+enum LoginResponse {
+    /// Logged in.
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenResponse>,
+        /// `no-store`: the body holds a credential.
+        #[oai(header = "Cache-Control")]
+        String,
+        /// `no-cache`, for HTTP/1.0 caches.
+        #[oai(header = "Pragma")]
+        String,
+    ),
+}
+
+#[OpenApi(prefix_path = "/api/v1/auth", tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Log in
+    ///
+    /// Authenticates a user and returns a JWT access token. The body is an OAuth2 password
+    /// form; `username` takes a username or an e-mail address, matched case-insensitively.
+    /// An unknown user and a wrong password both answer 401; 403 (inactive user, no roles) is
+    /// only ever given once the password has checked out.
+    #[oai(path = "/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        state: Data<&Arc<AppState>>,
+        /// Tenant identifier. If not provided, the legacy shared database is used.
+        #[oai(name = "X-Tenant")]
+        x_tenant: Header<Option<String>>,
+        form: Form<LoginForm>,
+    ) -> Result<LoginResponse, ApiError> {
+        let scope = scope_of(x_tenant.as_deref())?;
+        let form = form.0;
+        if form.grant_type.as_deref().is_some_and(|g| g != "password") {
+            return Err(Error::Validation("grant_type must be \"password\"".into()).into());
+        }
+        let login = LoginIdentifier::parse(&form.username)?;
+        let password = Password::parse(form.password, "password")?;
+        let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
+        let outcome = state.auth.login(&tenant, &login, password).await?;
+        let body = TokenResponse::new(outcome.access_token, &outcome.user);
+        Ok(LoginResponse::Ok(Json(body), "no-store".into(), "no-cache".into()))
+    }
+
+    /// Current user
+    ///
+    /// The authenticated user's full profile, read fresh from the tenant's database.
+    #[oai(path = "/me", method = "get", operation_id = "me")]
+    async fn me(
+        &self,
+        auth: BearerAuth,
+        /// Tenant identifier; taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
+        _x_tenant: Header<Option<String>>,
+    ) -> Json<MeResponse> {
+        Json(MeResponse::from(&auth.0.user))
+    }
+
+    /// Who am I
+    ///
+    /// A lighter version of `/me`; `role` is the first assigned role.
+    #[oai(path = "/whoami", method = "get", operation_id = "whoami")]
+    async fn whoami(
+        &self,
+        auth: BearerAuth,
+        /// Tenant identifier; taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
+        _x_tenant: Header<Option<String>>,
+    ) -> Json<WhoAmIResponse> {
+        Json(WhoAmIResponse::from(&auth.0.user))
+    }
+
+    /// Change password
+    ///
+    /// Changes the authenticated user's password; `current_password` must match (401 if not).
+    #[oai(path = "/change-password", method = "post", operation_id = "change_password")]
+    async fn change_password(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        /// Tenant identifier; taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
+        _x_tenant: Header<Option<String>>,
+        body: Json<ChangePasswordRequest>,
+    ) -> Result<Json<SuccessResponse>, ApiError> {
+        let body = body.0;
+        let current = Password::parse(body.current_password, "current_password")
+            .map_err(|_| Error::WrongPassword)?;
+        let new = Password::parse(body.new_password, "new_password")?;
+        state.auth.change_password(&auth.0, current, new).await?;
+        Ok(Json(SuccessResponse { success: true }))
+    }
+
+    /// Reset a user's password
+    ///
+    /// Sets the password of the user with `email` in the tenant `X-Tenant` names (required).
+    /// In `development` this endpoint is open; in `production` it needs the bearer token of an
+    /// `admin` of that same tenant.
+    #[oai(path = "/reset-password", method = "post", operation_id = "reset_password")]
+    async fn reset_password(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: OptionalBearerAuth,
+        /// Tenant identifier (required for this endpoint).
+        #[oai(name = "X-Tenant")]
+        x_tenant: Header<Option<String>>,
+        body: Json<ResetPasswordRequest>,
+    ) -> Result<Json<ResetPasswordResponse>, ApiError> {
+        let Some(raw) = x_tenant.as_deref() else {
+            return Err(Error::Validation("X-Tenant header is required".into()).into());
+        };
+        let scope = Scope::Tenant(parse_tenant(Some(raw))?);
+        if state.settings.environment == Environment::Production {
+            match &auth {
+                OptionalBearerAuth::Anonymous => return Err(Error::NotAuthenticated.into()),
+                OptionalBearerAuth::Bearer(BearerAuth(principal)) => {
+                    // The token was verified with the key of the X-Tenant scope, so the admin
+                    // belongs to this very tenant.
+                    if !principal.user.roles.contains(Role::ADMIN) {
+                        return Err(Error::Forbidden("Admin role required".into()).into());
+                    }
+                }
+            }
+        }
+        let body = body.0;
+        let email = Email::parse(&body.email)?;
+        let new = Password::parse(body.new_password, "new_password")?;
+        let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
+        let user = state.auth.reset_password(&tenant, &email, new).await?;
+        Ok(Json(ResetPasswordResponse {
+            email: user.email,
+            tenant: raw.to_owned(),
+            success: true,
+        }))
+    }
+}

@@ -1,0 +1,178 @@
+//! Request and response bodies, as the API document shapes them. Inputs are plain strings
+//! here and become domain types in the handlers; outputs are built from stored users.
+
+use std::collections::BTreeMap;
+
+use poem_openapi::Object;
+use serde::Deserialize;
+
+use crate::store::users::User;
+
+/// The OAuth2 password-grant form (`application/x-www-form-urlencoded`). Extra fields that
+/// OAuth2 clients such as Swagger UI send (`client_id`, `client_secret`) are ignored.
+#[derive(Debug, Object, Deserialize)]
+pub struct LoginForm {
+    /// Username or e-mail address; matched case-insensitively.
+    pub username: String,
+    /// The user's password (at least 6 characters).
+    #[oai(validator(min_length = 6, max_length = 1024))]
+    pub password: String,
+    /// OAuth2 grant type; only `password` is accepted. Default: `password`.
+    #[serde(default)]
+    pub grant_type: Option<String>,
+    /// OAuth2 scope (not used).
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// The user summary returned with a token.
+#[derive(Debug, Object)]
+pub struct LoginUser {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    /// Primary role: `admin` when assigned, else the first assigned role.
+    pub role: String,
+    /// Every assigned role name, in assignment order.
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct TokenResponse {
+    /// JWT (HS256) access token, valid for `jwt.ttl_minutes` (default 480 minutes, 8 hours).
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    pub user: LoginUser,
+}
+
+impl TokenResponse {
+    pub fn new(access_token: String, user: &User) -> Self {
+        Self {
+            access_token,
+            token_type: "bearer".into(),
+            user: LoginUser {
+                id: user.id,
+                username: user.username.clone(),
+                email: user.email.clone(),
+                role: primary_role(user),
+                roles: user.roles.names().to_vec(),
+            },
+        }
+    }
+}
+
+/// Module name to action name to allowed, e.g. `{"icsr": {"view": true}}`.
+pub type PermissionMap = BTreeMap<String, BTreeMap<String, bool>>;
+
+#[derive(Debug, Object)]
+pub struct MeResponse {
+    pub id: i64,
+    pub email: String,
+    pub username: String,
+    pub full_name: Option<String>,
+    /// Primary role: `admin` when assigned, else the first assigned role.
+    pub role: String,
+    /// Every assigned role name, in assignment order.
+    pub roles: Vec<String>,
+    /// Custom permissions: modules to actions to booleans.
+    pub permissions: PermissionMap,
+    /// Whether the account is active.
+    pub is_active: bool,
+    /// Associated employee ID from the HR module.
+    pub empleado_id: Option<i64>,
+}
+
+impl From<&User> for MeResponse {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            username: user.username.clone(),
+            full_name: user.full_name.clone(),
+            role: primary_role(user),
+            roles: user.roles.names().to_vec(),
+            permissions: permission_map(&user.permissions),
+            is_active: user.is_active,
+            empleado_id: user.empleado_id,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct WhoAmIResponse {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    /// The first assigned role.
+    pub role: String,
+    /// Every assigned role name, in assignment order.
+    pub roles: Vec<String>,
+    /// Associated employee ID from the HR module.
+    pub empleado_id: Option<i64>,
+}
+
+impl From<&User> for WhoAmIResponse {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            full_name: user.full_name.clone(),
+            role: user.roles.first().unwrap_or_default().to_owned(),
+            roles: user.roles.names().to_vec(),
+            empleado_id: user.empleado_id,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct ChangePasswordRequest {
+    /// The current password, for verification.
+    pub current_password: String,
+    /// The new password (at least 6 characters).
+    #[oai(validator(min_length = 6, max_length = 1024))]
+    pub new_password: String,
+}
+
+#[derive(Debug, Object)]
+pub struct SuccessResponse {
+    /// Always `true` on success.
+    pub success: bool,
+}
+
+#[derive(Debug, Object)]
+pub struct ResetPasswordRequest {
+    /// E-mail address of the user whose password is reset (case-insensitive).
+    pub email: String,
+    /// The new password (at least 6 characters).
+    #[oai(validator(min_length = 6, max_length = 1024))]
+    pub new_password: String,
+}
+
+#[derive(Debug, Object)]
+pub struct ResetPasswordResponse {
+    /// E-mail of the user whose password was reset.
+    pub email: String,
+    /// Tenant where the operation was performed.
+    pub tenant: String,
+    /// Always `true` on success.
+    pub success: bool,
+}
+
+#[derive(Debug, Object)]
+pub struct HealthResponse {
+    /// `ok`.
+    pub status: String,
+}
+
+fn primary_role(user: &User) -> String {
+    user.roles.primary().unwrap_or_default().to_owned()
+}
+
+/// The stored permissions object as the typed map the spec documents (it was checked to be
+/// modules of boolean actions when written).
+fn permission_map(value: &serde_json::Value) -> PermissionMap {
+    serde_json::from_value(value.clone()).unwrap_or_default()
+}

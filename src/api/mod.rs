@@ -1,0 +1,93 @@
+//! The HTTP API: one `#[OpenApi]` struct per area, combined into one [`OpenApiService`] that
+//! also generates the spec (`/openapi.json`, committed as `openapi/openapi.json`) and serves
+//! Swagger UI (`/docs`). Handlers are short: resolve the scope, parse the DTO into domain
+//! types, call one [`crate::auth::Auth`] flow, return a response variant.
+
+mod auth;
+mod dto;
+mod health;
+pub mod security;
+
+use std::sync::Arc;
+
+use poem::{
+    Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    error::ReadBodyError,
+    http::{StatusCode, header},
+};
+use poem_openapi::{OpenApiService, Tags};
+
+use crate::{auth::Auth, config::Settings, error::framework_error, tenancy::Registry};
+
+/// What every handler shares; attached to every route as request data.
+pub struct AppState {
+    pub settings: Settings,
+    pub registry: Registry,
+    pub auth: Auth,
+}
+
+#[derive(Tags)]
+enum ApiTags {
+    /// Log in, read the current user, change or reset a password.
+    Auth,
+    /// Liveness and readiness probes.
+    Health,
+}
+
+/// Largest request body accepted (every body of this API is a small form or JSON object).
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub fn service() -> OpenApiService<(auth::AuthApi, health::HealthApi), ()> {
+    OpenApiService::new((auth::AuthApi, health::HealthApi), "Vigia auth API", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Authentication for the Vigia pharmacovigilance platform. Log in with \
+             `POST /api/v1/auth/login` (a form: username or e-mail, password) and send the token \
+             as `Authorization: Bearer <token>`. Each tenant has its own users and keys: name it \
+             with the `X-Tenant` header; without it, requests use the legacy shared database \
+             (or, for bearer calls, the tenant the token was issued for). Every error is a JSON \
+             object `{\"detail\": \"...\"}`.",
+        )
+}
+
+/// The OpenAPI document as `vigia openapi` prints it.
+pub fn spec_json() -> String {
+    service().spec()
+}
+
+/// Every route of the server, with the shared state and the error shape applied.
+pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    let api = service();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .nest("/", api)
+        .around(limit_body)
+        .data(state)
+        .catch_all_error(framework_error)
+}
+
+/// Refuses bodies over [`MAX_BODY_BYTES`] with 413 before any handler reads them: by the
+/// declared `Content-Length`, or, for chunked bodies, while reading.
+async fn limit_body<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    match declared {
+        Some(len) if len > MAX_BODY_BYTES => return Err(too_large()),
+        Some(_) => {}
+        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
+            let bytes = req.take_body().into_bytes_limit(MAX_BODY_BYTES).await.map_err(|e| match e {
+                ReadBodyError::PayloadTooLarge => too_large(),
+                other => other.into(),
+            })?;
+            req.set_body(Body::from_bytes(bytes));
+        }
+        None => {}
+    }
+    Ok(next.call(req).await?.into_response())
+}

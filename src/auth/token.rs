@@ -1,0 +1,187 @@
+//! Access tokens: HS256 JWTs with the contract's claims, signed with the scope's derived key.
+//!
+//! Verification follows RFC 8725: the algorithm is pinned to HS256 (the header's `alg` never
+//! chooses), the key is the one of the scope the request names, every claim must be present,
+//! `exp` is enforced with a small leeway, and the `tenant` claim must name that same scope. The
+//! only thing read before the signature is checked is the unverified `tenant` claim, and only to
+//! choose which key to try ([`peek_tenant`]).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::Scope,
+    store::users::User,
+    tenancy::SigningKey,
+};
+
+/// The contract's claims. Every field is required when decoding (`tenant` may be null).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// The user id, as a string.
+    pub sub: String,
+    pub uid: i64,
+    pub username: String,
+    pub email: String,
+    /// Primary role at issue time (admin first).
+    pub role: String,
+    pub roles: Vec<String>,
+    /// The tenant ID; null in legacy mode.
+    pub tenant: Option<String>,
+    /// Correlates this login's requests in logs and audit records.
+    pub trace: String,
+    pub iat: u64,
+    pub exp: u64,
+    /// Unique token id (for revocation lists).
+    pub jti: String,
+}
+
+/// Why a token was refused (all map to 401; the message is safe to show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("Token is malformed")]
+    Malformed,
+    #[error("Token has expired")]
+    Expired,
+    #[error("Could not validate credentials")]
+    Invalid,
+}
+
+pub struct TokenService {
+    ttl: Duration,
+    leeway: u64,
+    validation: Validation,
+}
+
+impl TokenService {
+    pub fn new(ttl: Duration, leeway: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self { ttl, leeway: leeway.as_secs(), validation }
+    }
+
+    /// Issues a token for `user` in `scope`.
+    pub fn issue(&self, key: &SigningKey, scope: &Scope, user: &User) -> Result<String, anyhow::Error> {
+        let iat = now();
+        let claims = Claims {
+            sub: user.id.to_string(),
+            uid: user.id,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            role: user.roles.primary().unwrap_or_default().to_owned(),
+            roles: user.roles.names().to_vec(),
+            tenant: scope.tenant().map(ToString::to_string),
+            trace: new_trace(),
+            iat,
+            exp: iat + self.ttl.as_secs(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key.encoding)?)
+    }
+
+    /// Verifies `token` with `scope`'s key and returns its claims.
+    pub fn verify(&self, key: &SigningKey, scope: &Scope, token: &str) -> Result<Claims, TokenError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+                    TokenError::Malformed
+                }
+                _ => TokenError::Invalid,
+            }
+        })?;
+        let claims = data.claims;
+        let tenant_matches = claims.tenant.as_deref() == scope.tenant().map(|t| t.as_str());
+        let issued_in_past = claims.iat <= now() + self.leeway;
+        if !tenant_matches || !issued_in_past || claims.sub != claims.uid.to_string() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
+/// The unverified `tenant` claim, used only to choose the verification key when the request
+/// names no tenant. `Ok(None)` is a legacy token (claim absent or null).
+pub fn peek_tenant(token: &str) -> Result<Option<String>, TokenError> {
+    #[derive(Deserialize)]
+    struct Peek {
+        #[serde(default)]
+        tenant: Option<String>,
+    }
+    jsonwebtoken::dangerous::insecure_decode_claims::<Peek>(token)
+        .map(|p| p.tenant)
+        .map_err(|_| TokenError::Malformed)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// 16 hex digits of randomness.
+fn new_trace() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{domain::{Roles, TenantId}, tenancy::ServerSecret};
+
+    fn user() -> User {
+        User {
+            id: 123,
+            username: "juan.perez".into(),
+            email: "juan.perez@example.com".into(),
+            full_name: None,
+            password_hash: String::new(),
+            is_active: true,
+            empleado_id: Some(456),
+            permissions: serde_json::json!({}),
+            roles: Roles::from_stored(vec!["qf".into(), "admin".into()]),
+        }
+    }
+
+    fn acme() -> Scope {
+        Scope::Tenant(TenantId::parse("acme-pharma").expect("valid"))
+    }
+
+    #[test]
+    fn tokens_round_trip_with_the_contract_claims() {
+        let secret = ServerSecret::new(vec![7; 32]);
+        let key = SigningKey::derive(&secret, &acme());
+        let tokens = TokenService::new(Duration::from_secs(480 * 60), Duration::from_secs(30));
+        let token = tokens.issue(&key, &acme(), &user()).expect("signed");
+        let claims = tokens.verify(&key, &acme(), &token).expect("verifies");
+        assert_eq!(claims.sub, "123");
+        assert_eq!(claims.role, "admin");
+        assert_eq!(claims.roles, ["qf", "admin"]);
+        assert_eq!(claims.tenant.as_deref(), Some("acme-pharma"));
+        assert_eq!(claims.exp - claims.iat, 480 * 60);
+        assert_eq!(peek_tenant(&token), Ok(Some("acme-pharma".into())));
+    }
+
+    #[test]
+    fn a_token_never_verifies_under_another_scope() {
+        let secret = ServerSecret::new(vec![7; 32]);
+        let tokens = TokenService::new(Duration::from_secs(60), Duration::from_secs(30));
+        let other = Scope::Tenant(TenantId::parse("other").expect("valid"));
+        let token = tokens.issue(&SigningKey::derive(&secret, &acme()), &acme(), &user()).expect("signed");
+        for scope in [other, Scope::Legacy] {
+            let key = SigningKey::derive(&secret, &scope);
+            assert_eq!(tokens.verify(&key, &scope, &token), Err(TokenError::Invalid));
+        }
+        // Even the right key refuses a token whose claim names another scope.
+        let key = SigningKey::derive(&secret, &acme());
+        assert_eq!(tokens.verify(&key, &Scope::Legacy, &token), Err(TokenError::Invalid));
+    }
+}

@@ -1,0 +1,257 @@
+//! Settings: defaults, then an optional `vigia.toml` (or `--config FILE`), then environment
+//! variables `VIGIA__SECTION__KEY`, which win. Secrets are [`SecretString`]s: their `Debug`
+//! prints a placeholder, so a settings dump in a log never shows them.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Which kind of deployment this is; it changes defaults, never the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Local work: a generated JWT secret, the demo tenant on first run, readable logs.
+    Development,
+    /// Real users: a configured secret of 32+ bytes is required, nothing is seeded.
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub environment: Environment,
+    /// Runtime state: SQLite files, the generated development secret.
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub tenants: TenantSettings,
+    pub legacy: LegacySettings,
+    pub jwt: JwtSettings,
+    pub security: SecuritySettings,
+    pub argon2: Argon2Settings,
+    pub database: DatabaseSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// How long a stopping server lets in-flight requests finish.
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TenantSettings {
+    /// The registry: one `<ID>.toml` per tenant.
+    pub dir: PathBuf,
+    /// Most tenant databases held open at once (each holds file descriptors or connections).
+    pub pool_cache_capacity: u64,
+    /// A tenant's pool idle this long is closed.
+    pub pool_idle_seconds: u64,
+    /// How long "no such tenant" is remembered, so a burst of unknown IDs costs no disk reads.
+    pub negative_cache_millis: u64,
+    /// How often a cached tenant's file is checked for changes (e.g. `active = false`).
+    pub recheck_millis: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LegacySettings {
+    /// `None` means `sqlite://<data_dir>/legacy.db`.
+    pub database_url: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JwtSettings {
+    /// `None` in development means a random secret generated once under `data_dir`.
+    pub secret: Option<SecretString>,
+    pub ttl_minutes: u64,
+    /// Clock skew tolerated on `exp`.
+    pub leeway_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecuritySettings {
+    pub lockout_threshold: u32,
+    pub lockout_window_minutes: u32,
+    pub lockout_minutes: u32,
+    pub login_attempts_per_ip_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Argon2Settings {
+    /// Memory cost in KiB (OWASP: 19456).
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    /// Hashing threads; 0 = one per core.
+    pub workers: usize,
+    /// Hash jobs allowed to wait for a thread; past it, logins get 503 + Retry-After.
+    pub queue: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// Connections per tenant pool on SQLite.
+    pub sqlite_max_connections: u32,
+    /// Connections per tenant pool on Postgres (one server accepts a few hundred in total).
+    pub postgres_max_connections: u32,
+    pub acquire_timeout_seconds: u64,
+    pub sqlite_busy_timeout_millis: u64,
+}
+
+/// The defaults of every key, in the file format an operator writes.
+const DEFAULTS: &str = r#"
+environment = "development"
+data_dir = "./data"
+
+[server]
+listen = "127.0.0.1:8000"
+shutdown_grace_seconds = 20
+
+[tenants]
+dir = "./tenants"
+pool_cache_capacity = 1000
+pool_idle_seconds = 600
+negative_cache_millis = 1000
+recheck_millis = 2000
+
+[legacy]
+
+[jwt]
+ttl_minutes = 480
+leeway_seconds = 30
+
+[security]
+lockout_threshold = 5
+lockout_window_minutes = 15
+lockout_minutes = 15
+login_attempts_per_ip_per_minute = 60
+
+[argon2]
+memory_kib = 19456
+iterations = 2
+parallelism = 1
+workers = 0
+queue = 64
+
+[database]
+sqlite_max_connections = 4
+postgres_max_connections = 5
+acquire_timeout_seconds = 5
+sqlite_busy_timeout_millis = 5000
+"#;
+
+impl Settings {
+    /// Loads defaults, then `file` (or `./vigia.toml` when present), then the environment.
+    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        builder = match file {
+            Some(path) => builder.add_source(config::File::from(path).required(true)),
+            None => builder.add_source(config::File::with_name("vigia.toml").required(false)),
+        };
+        builder = builder.add_source(
+            config::Environment::with_prefix("VIGIA")
+                .separator("__")
+                .try_parsing(true),
+        );
+        Self::from_config(builder.build().context("reading the configuration")?)
+    }
+
+    /// Defaults with the given overrides (`("server.listen", "127.0.0.1:0")`, …); used by tests
+    /// and tools that must not read the working directory or the environment.
+    pub fn from_overrides(overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, *value)?;
+        }
+        Self::from_config(builder.build()?)
+    }
+
+    fn from_config(config: config::Config) -> anyhow::Result<Self> {
+        let settings: Settings = config
+            .try_deserialize()
+            .context("the configuration has a missing or malformed key")?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.environment == Environment::Production {
+            match &self.jwt.secret {
+                Some(secret) if secret.expose_secret().len() >= 32 => {}
+                _ => bail!("production needs jwt.secret (VIGIA__JWT__SECRET) of at least 32 bytes"),
+            }
+        }
+        if self.jwt.ttl_minutes == 0 {
+            bail!("jwt.ttl_minutes must be positive");
+        }
+        if self.tenants.pool_cache_capacity == 0 {
+            bail!("tenants.pool_cache_capacity must be positive");
+        }
+        Ok(())
+    }
+
+    /// The legacy shared database, defaulting to a SQLite file under `data_dir`.
+    pub fn legacy_database_url(&self) -> SecretString {
+        match &self.legacy.database_url {
+            Some(url) => url.clone(),
+            None => sqlite_url(&self.data_dir.join("legacy.db")).into(),
+        }
+    }
+
+    /// Where `vigia tenant create` puts a tenant's SQLite file when no URL is given.
+    pub fn tenant_sqlite_dir(&self) -> PathBuf {
+        self.data_dir.join("tenants")
+    }
+
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.jwt.ttl_minutes * 60)
+    }
+}
+
+/// `sqlite://<path>` for a filesystem path (relative paths stay relative to the working
+/// directory, as `data_dir` is).
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let s = Settings::from_overrides(&[]).expect("defaults parse");
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.environment, Environment::Development);
+        assert_eq!(s.jwt.ttl_minutes, 480);
+        assert_eq!(s.security.lockout_threshold, 5);
+        assert_eq!(s.argon2.memory_kib, 19456);
+        assert_eq!(
+            s.legacy_database_url().expose_secret(),
+            "sqlite://./data/legacy.db"
+        );
+    }
+
+    #[test]
+    fn production_refuses_a_short_or_missing_secret() {
+        assert!(Settings::from_overrides(&[("environment", "production")]).is_err());
+        assert!(
+            Settings::from_overrides(&[("environment", "production"), ("jwt.secret", "short")])
+                .is_err()
+        );
+        let long = "x".repeat(32);
+        assert!(
+            Settings::from_overrides(&[("environment", "production"), ("jwt.secret", &long)])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = Settings::from_overrides(&[("jwt.secret", "super-secret-value-0123456789abcdef")])
+            .expect("parses");
+        assert!(!format!("{s:?}").contains("super-secret-value"));
+    }
+}

@@ -1,0 +1,134 @@
+//! Building and running the server: [`Application::build`] binds the listener first (port 0
+//! in tests) and reports the real port; [`Application::run_until_stopped`] serves until the
+//! shutdown future resolves, then drains in-flight requests for the configured grace period.
+
+use std::{future::Future, io::Write, path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use poem::{EndpointExt, Server, listener::TcpAcceptor, middleware::Tracing};
+use secrecy::ExposeSecret;
+
+use crate::{
+    api::{self, AppState},
+    auth::{Auth, password::Hasher, token::TokenService},
+    config::{Environment, Settings},
+    domain::{Password, TenantId},
+    tenancy::{
+        Registry, ServerSecret,
+        provision::{self, DEMO_PASSWORD, DEMO_TENANT, NewTenant},
+    },
+};
+
+pub struct Application {
+    acceptor: TcpAcceptor,
+    port: u16,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Asked before anything below writes to data_dir.
+        let first_start = settings.environment == Environment::Development
+            && provision::is_first_start(&settings);
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
+        let secret = server_secret(&settings)?;
+        let hasher = Hasher::new(&settings.argon2)?;
+        if first_start {
+            seed_demo(&settings, &hasher).await?;
+        }
+        let registry = Registry::new(&settings, secret).await?;
+        let tokens = TokenService::new(
+            settings.token_ttl(),
+            Duration::from_secs(settings.jwt.leeway_seconds),
+        );
+        let listener = tokio::net::TcpListener::bind(settings.server.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        let port = listener.local_addr()?.port();
+        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        let state = Arc::new(AppState {
+            settings,
+            registry,
+            auth: Auth { hasher, tokens },
+        });
+        Ok(Self { acceptor, port, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish within `server.shutdown_grace_seconds`.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_seconds);
+        let state = self.state.clone();
+        let app = api::routes(self.state).with(Tracing);
+        let outcome = Server::new_with_acceptor(self.acceptor)
+            .name("vigia")
+            .run_with_graceful_shutdown(app, shutdown, Some(grace))
+            .await;
+        state.registry.legacy().store.close().await;
+        outcome
+    }
+}
+
+/// The server secret: `jwt.secret`, or in development a random one generated on first start
+/// and kept in `<data_dir>/jwt-secret` (mode 0600).
+fn server_secret(settings: &Settings) -> anyhow::Result<ServerSecret> {
+    if let Some(secret) = &settings.jwt.secret {
+        return Ok(ServerSecret::new(secret.expose_secret().as_bytes().to_vec()));
+    }
+    anyhow::ensure!(
+        settings.environment == Environment::Development,
+        "jwt.secret is required outside development"
+    );
+    let path = settings.data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= 32 => return Ok(ServerSecret::new(text.trim().as_bytes().to_vec())),
+        Ok(_) => anyhow::bail!("{} holds less than 32 bytes; remove it to generate a new one", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let secret: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    write_private(&path, &secret)?;
+    tracing::info!(path = %path.display(), "generated a development JWT secret");
+    Ok(ServerSecret::new(secret.into_bytes()))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// The API document's example, so its curl and Python examples work on a first run.
+async fn seed_demo(settings: &Settings, hasher: &Hasher) -> anyhow::Result<()> {
+    let password = Password::parse(DEMO_PASSWORD.into(), "password")?;
+    let user = provision::demo_user(hasher.hash(password).await?)?;
+    let tenant = NewTenant {
+        id: TenantId::parse(DEMO_TENANT)?,
+        database_url: None,
+        name: Some("ACME Pharma (demo)".into()),
+        first_user: Some(user),
+    };
+    provision::create_tenant(settings, tenant).await?;
+    tracing::info!(
+        tenant = DEMO_TENANT,
+        username = "juan.perez",
+        "first development start: created demo tenant acme-pharma with user juan.perez \
+         (juan.perez@example.com, password SecurePass123)"
+    );
+    Ok(())
+}

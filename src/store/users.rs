@@ -1,0 +1,199 @@
+//! Users and their ordered roles.
+
+use serde_json::Value;
+use sqlx::{FromRow, types::Json};
+use time::OffsetDateTime;
+
+use super::{Store, StoreError, with_pool};
+use crate::domain::{Email, FullName, LoginIdentifier, Permissions, Roles, Username};
+
+/// A user account as stored, with its roles in assignment order.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    /// PHC string (`$argon2id$v=19$m=…`); never leaves the server.
+    pub password_hash: String,
+    pub is_active: bool,
+    pub empleado_id: Option<i64>,
+    pub permissions: Value,
+    pub roles: Roles,
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    email: String,
+    full_name: Option<String>,
+    password_hash: String,
+    is_active: bool,
+    empleado_id: Option<i64>,
+    permissions: Json<Value>,
+}
+
+/// A user to create, every field already parsed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Username,
+    pub email: Email,
+    pub full_name: Option<FullName>,
+    pub password_hash: String,
+    pub is_active: bool,
+    pub empleado_id: Option<i64>,
+    pub permissions: Permissions,
+    pub roles: Roles,
+}
+
+/// The columns of [`UserRow`], spliced into each `SELECT` at compile time.
+macro_rules! select_users {
+    ($($tail:literal),+) => {
+        concat!(
+            "SELECT id, username, email, full_name, password_hash, is_active, empleado_id, permissions FROM users ",
+            $($tail),+
+        )
+    };
+}
+
+// `lower(col) = $1` with an ASCII-folded argument is served by the `users_*_ci` indexes on both
+// backends (see `queries_use_the_case_insensitive_indexes`).
+const BY_LOGIN: &str = select_users!("WHERE lower(username) = $1 OR lower(email) = $1 LIMIT 1");
+const BY_ID: &str = select_users!("WHERE id = $1");
+const BY_EMAIL: &str = select_users!("WHERE lower(email) = $1");
+const ROLES: &str = "SELECT role FROM user_roles WHERE user_id = $1 ORDER BY position";
+const SET_PASSWORD: &str = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3";
+const INSERT: &str = "INSERT INTO users \
+     (username, email, full_name, password_hash, is_active, empleado_id, permissions, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id";
+const INSERT_ROLE: &str =
+    "INSERT INTO user_roles (user_id, role, position, assigned_at) VALUES ($1, $2, $3, $4)";
+
+impl Store {
+    /// The user whose username or e-mail matches, case-insensitively.
+    pub async fn user_by_login(&self, login: &LoginIdentifier) -> Result<Option<User>, StoreError> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, UserRow>(BY_LOGIN)
+            .bind(login.folded())
+            .fetch_optional(pool)
+            .await?);
+        self.with_roles(row).await
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, UserRow>(BY_ID)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?);
+        self.with_roles(row).await
+    }
+
+    pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let row = with_pool!(self, pool => sqlx::query_as::<_, UserRow>(BY_EMAIL)
+            .bind(email.as_str().to_ascii_lowercase())
+            .fetch_optional(pool)
+            .await?);
+        self.with_roles(row).await
+    }
+
+    async fn with_roles(&self, row: Option<UserRow>) -> Result<Option<User>, StoreError> {
+        let Some(row) = row else { return Ok(None) };
+        let roles: Vec<String> = with_pool!(self, pool => sqlx::query_scalar(ROLES)
+            .bind(row.id)
+            .fetch_all(pool)
+            .await?);
+        Ok(Some(User {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            full_name: row.full_name,
+            password_hash: row.password_hash,
+            is_active: row.is_active,
+            empleado_id: row.empleado_id,
+            permissions: row.permissions.0,
+            roles: Roles::from_stored(roles),
+        }))
+    }
+
+    /// Replaces a user's password hash; `NotFound` when the user is gone.
+    pub async fn set_password_hash(&self, user_id: i64, hash: &str) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let updated = with_pool!(self, pool => sqlx::query(SET_PASSWORD)
+            .bind(hash)
+            .bind(now)
+            .bind(user_id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if updated == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Creates a user and its roles in one transaction; `Conflict` when the username or the
+    /// e-mail is taken (case-insensitively).
+    pub async fn create_user(&self, user: &NewUser) -> Result<i64, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        let permissions = Json(user.permissions.as_map());
+        let result: Result<i64, StoreError> = with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(INSERT)
+                .bind(user.username.as_str())
+                .bind(user.email.as_str())
+                .bind(user.full_name.as_ref().map(FullName::as_str))
+                .bind(&user.password_hash)
+                .bind(user.is_active)
+                .bind(user.empleado_id)
+                .bind(&permissions)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            for (position, role) in user.roles.names().iter().enumerate() {
+                sqlx::query(INSERT_ROLE)
+                    .bind(id)
+                    .bind(role)
+                    .bind(i32::try_from(position).unwrap_or(i32::MAX))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        }.await);
+        result.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict("a user with that username or e-mail already exists".into())
+            }
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    #[tokio::test]
+    async fn queries_use_the_case_insensitive_indexes() {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        let store = Store::Sqlite(pool.clone());
+        store.migrate().await.expect("migrations apply");
+        for (sql, index) in [(BY_LOGIN, "users_username_ci"), (BY_LOGIN, "users_email_ci"), (BY_EMAIL, "users_email_ci")] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind("x")
+                    .fetch_all(&pool)
+                    .await
+                    .expect("plan");
+            let text = plan.iter().map(|r| r.3.as_str()).collect::<Vec<_>>().join("\n");
+            assert!(text.contains(index), "{sql}\nplan:\n{text}");
+            assert!(!text.contains("SCAN users"), "{sql} scans:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The registry on disk: `tenants/<ID>.toml`, one small declarative file per tenant, which
+//! `vigia tenant create` writes and the server reads. Paths are only ever built from a parsed
+//! [`TenantId`].
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::TenantId;
+
+/// One tenant's entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantFile {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// Display name (the customer's name).
+    pub name: String,
+    /// An inactive tenant's logins and tokens are refused.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Overrides of the server's `[security]` lockout keys for this tenant.
+    #[serde(default, skip_serializing_if = "SecurityOverrides::is_empty")]
+    pub security: SecurityOverrides,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The `security.lockout_*` keys a tenant may set for itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lockout_threshold: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lockout_window_minutes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lockout_minutes: Option<u32>,
+}
+
+impl SecurityOverrides {
+    fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// Why a tenant file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("no such tenant")]
+    Missing,
+    #[error("tenant file {path} is malformed: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+    #[error("tenant {0} already exists")]
+    Exists(TenantId),
+    #[error("reading or writing {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+pub fn path_of(dir: &Path, id: &TenantId) -> PathBuf {
+    dir.join(format!("{id}.toml"))
+}
+
+/// Reads `id`'s entry and its modification time.
+pub async fn read(dir: &Path, id: &TenantId) -> Result<(TenantFile, Option<SystemTime>), FileError> {
+    let path = path_of(dir, id);
+    let text = match tokio::fs::read_to_string(&path).await {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(FileError::Missing),
+        Err(source) => return Err(FileError::Io { path, source }),
+    };
+    let modified = modified(&path);
+    let file = toml::from_str(&text).map_err(|e| FileError::Malformed {
+        path: path.clone(),
+        reason: e.message().to_owned(),
+    })?;
+    Ok((file, modified))
+}
+
+/// The file's modification time; `None` when it is gone.
+pub fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Writes a new entry atomically: a temporary file, then a hard link to the final name, which
+/// fails if it exists. A concurrent reader sees the whole file or none; a second creator of the
+/// same ID gets `Exists`, never an overwrite.
+pub fn write_new(dir: &Path, id: &TenantId, file: &TenantFile) -> Result<(), FileError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| FileError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let text = toml::to_string(file).expect("BUG: a TenantFile always serialises to TOML");
+    let tmp = dir.join(format!(".{id}.toml.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    let path = path_of(dir, id);
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(FileError::Exists(id.clone())),
+        Err(source) => Err(FileError::Io { path, source }),
+    }
+}
+
+/// Every registered tenant, sorted by ID (for the CLI; the server never lists).
+pub async fn list(dir: &Path) -> Result<Vec<(TenantId, Result<TenantFile, FileError>)>, FileError> {
+    let mut entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(FileError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+    .filter_map(|entry| {
+        let name = entry.ok()?.file_name();
+        let id = name.to_str()?.strip_suffix(".toml")?;
+        TenantId::parse(id).ok()
+    })
+    .collect::<Vec<_>>();
+    entries.sort();
+    let mut out = Vec::with_capacity(entries.len());
+    for id in entries {
+        let file = read(dir, &id).await.map(|(file, _)| file);
+        out.push((id, file));
+    }
+    Ok(out)
+}
+
+/// Whether the registry holds no tenant file at all.
+pub fn is_empty(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => !entries.any(|e| {
+            e.ok()
+                .is_some_and(|e| e.file_name().to_string_lossy().ends_with(".toml"))
+        }),
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_round_trip_and_never_overwrite() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let id = TenantId::parse("acme-pharma").expect("valid");
+        let file = TenantFile {
+            database_url: "sqlite://./data/tenants/acme-pharma.db".into(),
+            name: "ACME Pharma".into(),
+            active: true,
+            security: SecurityOverrides {
+                lockout_threshold: Some(3),
+                ..Default::default()
+            },
+        };
+        assert!(is_empty(dir.path()));
+        write_new(dir.path(), &id, &file).expect("written");
+        assert!(!is_empty(dir.path()));
+        assert_eq!(read(dir.path(), &id).await.expect("read").0, file);
+        assert!(matches!(write_new(dir.path(), &id, &file), Err(FileError::Exists(_))));
+        let listed = list(dir.path()).await.expect("listed");
+        assert_eq!(listed.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let id = TenantId::parse("acme").expect("valid");
+        std::fs::write(path_of(dir.path(), &id), "database_url = 'sqlite://x.db'\nname = 'x'\nactiv = false\n")
+            .expect("written");
+        assert!(matches!(read(dir.path(), &id).await, Err(FileError::Malformed { .. })));
+    }
+}

@@ -1,0 +1,125 @@
+//! Provisioning: create a tenant's database, migrate it, optionally add its first user, and
+//! register it — the registry file is written last, so the server never sees a tenant whose
+//! database is not ready, and any failure undoes what was made.
+
+use serde_json::json;
+
+use super::file::{self, FileError, SecurityOverrides, TenantFile};
+use crate::{
+    config::{Settings, sqlite_url},
+    domain::{Email, FullName, Invalid, Permissions, Role, Roles, TenantId, Username},
+    store::{self, DatabaseUrl, PoolSettings, Provisioned, Store, StoreError, users::NewUser},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("tenant {0} already exists")]
+    Exists(TenantId),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    File(FileError),
+}
+
+impl From<FileError> for ProvisionError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::Exists(id) => Self::Exists(id),
+            other => Self::File(other),
+        }
+    }
+}
+
+/// What to provision.
+#[derive(Debug)]
+pub struct NewTenant {
+    pub id: TenantId,
+    /// `None`: a SQLite file under `<data_dir>/tenants/`.
+    pub database_url: Option<String>,
+    /// `None`: the ID.
+    pub name: Option<String>,
+    /// Created in the new database before the tenant is registered.
+    pub first_user: Option<NewUser>,
+}
+
+/// Provisions `new` and returns its registry entry. On any failure nothing is left behind: a
+/// database made here is dropped again and no file is written.
+pub async fn create_tenant(settings: &Settings, new: NewTenant) -> Result<TenantFile, ProvisionError> {
+    let dir = &settings.tenants.dir;
+    if file::path_of(dir, &new.id).exists() {
+        return Err(ProvisionError::Exists(new.id));
+    }
+    let raw_url = new.database_url.unwrap_or_else(|| {
+        sqlite_url(&settings.tenant_sqlite_dir().join(format!("{}.db", new.id)))
+    });
+    let url = DatabaseUrl::parse(&raw_url).map_err(|e| ProvisionError::Invalid(e.to_string()))?;
+    let entry = TenantFile {
+        database_url: raw_url,
+        name: new.name.unwrap_or_else(|| new.id.to_string()),
+        active: true,
+        security: SecurityOverrides::default(),
+    };
+    let pools = PoolSettings::from(&settings.database);
+    let (store, provisioned) = store::create_database(&url, &pools).await?;
+    let mut outcome = Ok(());
+    if let Some(user) = &new.first_user {
+        outcome = store.create_user(user).await.map(drop).map_err(ProvisionError::from);
+    }
+    store.close().await;
+    if outcome.is_ok() {
+        outcome = file::write_new(dir, &new.id, &entry).map_err(ProvisionError::from);
+    }
+    if let Err(e) = outcome {
+        if provisioned == Provisioned::Created {
+            store::drop_database(&url).await;
+        }
+        return Err(e);
+    }
+    Ok(entry)
+}
+
+/// Opens a database, creating a missing SQLite file first (the legacy database's default
+/// lives under `data_dir` and is made on first start).
+pub async fn open_or_create(url: &DatabaseUrl, pools: &PoolSettings) -> Result<Store, StoreError> {
+    match Store::open(url, pools).await {
+        Ok(store) => Ok(store),
+        Err(_) if url.backend() == store::Backend::Sqlite => {
+            store::create_database(url, pools).await.map(|(store, _)| store)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The demo tenant of a first development start.
+pub const DEMO_TENANT: &str = "acme-pharma";
+/// The API document's example user's password.
+pub const DEMO_PASSWORD: &str = "SecurePass123";
+
+/// The API document's example user (`juan.perez`), with an already hashed password.
+pub fn demo_user(password_hash: String) -> Result<NewUser, Invalid> {
+    Ok(NewUser {
+        username: Username::parse("juan.perez")?,
+        email: Email::parse("juan.perez@example.com")?,
+        full_name: Some(FullName::parse("Juan Pérez García")?),
+        password_hash,
+        is_active: true,
+        empleado_id: Some(456),
+        permissions: Permissions::parse(json!({
+            "icsr": {"view": true, "edit": true, "delete": true},
+            "reports": {"view": true, "generate": true}
+        }))?,
+        roles: Roles::new(vec![Role::parse("admin")?, Role::parse("qf")?])?,
+    })
+}
+
+/// Whether this is a first development start: no tenant registered and nothing under
+/// `data_dir` yet. Must be asked before anything writes to `data_dir`.
+pub fn is_first_start(settings: &Settings) -> bool {
+    let data_empty = match std::fs::read_dir(&settings.data_dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(_) => true,
+    };
+    data_empty && file::is_empty(&settings.tenants.dir)
+}
