@@ -2,11 +2,7 @@
 //! (`--config FILE`, else `./vigia.toml` when present, then `VIGIA__…` variables). Failures
 //! print one line on stderr and exit non-zero, having changed nothing.
 
-use std::{
-    io::BufRead,
-    path::PathBuf,
-    process::ExitCode,
-};
+use std::{io::BufRead, path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -127,7 +123,11 @@ pub async fn main() -> ExitCode {
 }
 
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ").replace('\n', " ")
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', " ")
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -138,9 +138,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => serve(settings).await,
-        Command::Tenant(TenantCommand::Create { id, database_url, name }) => {
-            tenant_create(&settings, &id, database_url, name).await
-        }
+        Command::Tenant(TenantCommand::Create {
+            id,
+            database_url,
+            name,
+        }) => tenant_create(&settings, &id, database_url, name).await,
         Command::Tenant(TenantCommand::List) => tenant_list(&settings).await,
         Command::User(UserCommand::Create(args)) => user_create(&settings, args).await,
         Command::Migrate => migrate(&settings).await,
@@ -168,7 +170,9 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(term) => term,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
@@ -195,7 +199,12 @@ async fn tenant_create(
     let id = TenantId::parse(id).with_context(|| format!("invalid tenant id {id:?}"))?;
     let entry = provision::create_tenant(
         settings,
-        NewTenant { id: id.clone(), database_url, name, first_user: None },
+        NewTenant {
+            id: id.clone(),
+            database_url,
+            name,
+            first_user: None,
+        },
     )
     .await?;
     let url = DatabaseUrl::parse(&entry.database_url)?;
@@ -210,7 +219,10 @@ async fn tenant_list(settings: &Settings) -> anyhow::Result<()> {
                 let backend = DatabaseUrl::parse(&entry.database_url)
                     .map(|u| u.backend().to_string())
                     .unwrap_or_else(|_| "invalid-url".into());
-                println!("{id}\t{backend}\t{}", if entry.active { "active" } else { "inactive" });
+                println!(
+                    "{id}\t{backend}\t{}",
+                    if entry.active { "active" } else { "inactive" }
+                );
             }
             Err(e) => println!("{id}\tbroken\t{e}"),
         }
@@ -219,10 +231,16 @@ async fn tenant_list(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn user_create(settings: &Settings, args: UserCreate) -> anyhow::Result<()> {
-    let roles = args.roles.iter().map(|r| Role::parse(r)).collect::<Result<Vec<_>, _>>()?;
+    let roles = args
+        .roles
+        .iter()
+        .map(|r| Role::parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
     let permissions = match &args.permissions {
         None => Permissions::default(),
-        Some(json) => Permissions::parse(serde_json::from_str(json).context("--permissions is not JSON")?)?,
+        Some(json) => {
+            Permissions::parse(serde_json::from_str(json).context("--permissions is not JSON")?)?
+        }
     };
     let store = open_scope(settings, args.tenant.as_deref()).await?;
     let password = read_password_line(std::io::stdin().lock())?;
@@ -268,18 +286,27 @@ fn read_password_line(input: impl BufRead) -> anyhow::Result<Password> {
         bail!("--password-stdin: nothing on stdin");
     };
     let line = line.context("reading the password from stdin")?;
-    Ok(Password::parse(line.trim_end_matches('\r').to_owned(), "password")?)
+    Ok(Password::parse(
+        line.trim_end_matches('\r').to_owned(),
+        "password",
+    )?)
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let mut failures = 0;
-    let legacy = open_scope(settings, None).await.context("legacy database")?;
+    let legacy = open_scope(settings, None)
+        .await
+        .context("legacy database")?;
     legacy.close().await;
     println!("migrated legacy");
     for (id, entry) in file::list(&settings.tenants.dir).await? {
         let outcome = async {
             let entry = entry?;
-            let store = Store::open(&DatabaseUrl::parse(&entry.database_url)?, &PoolSettings::from(&settings.database)).await?;
+            let store = Store::open(
+                &DatabaseUrl::parse(&entry.database_url)?,
+                &PoolSettings::from(&settings.database),
+            )
+            .await?;
             store.close().await;
             anyhow::Ok(())
         }

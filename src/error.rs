@@ -34,7 +34,10 @@ pub enum Error {
     #[error("{0}")]
     Validation(String),
     #[error("{detail}")]
-    Unavailable { detail: String, retry_after_seconds: u64 },
+    Unavailable {
+        detail: String,
+        retry_after_seconds: u64,
+    },
     #[error("Internal server error")]
     Internal(#[source] anyhow::Error),
 }
@@ -150,23 +153,27 @@ pub enum ApiError {
 }
 
 fn problem(detail: impl Into<String>) -> Json<Problem> {
-    Json(Problem { detail: detail.into() })
+    Json(Problem {
+        detail: detail.into(),
+    })
 }
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let detail = e.to_string();
         match e {
-            Error::BadCredentials | Error::NotAuthenticated | Error::WrongPassword | Error::Token(_) => {
-                Self::Unauthorized(problem(detail), BEARER.into())
-            }
+            Error::BadCredentials
+            | Error::NotAuthenticated
+            | Error::WrongPassword
+            | Error::Token(_) => Self::Unauthorized(problem(detail), BEARER.into()),
             Error::Forbidden(_) => Self::Forbidden(problem(detail)),
             Error::NotFound(_) => Self::NotFound(problem(detail)),
             Error::Conflict(_) => Self::Conflict(problem(detail)),
             Error::Validation(_) => Self::Unprocessable(problem(detail)),
-            Error::Unavailable { retry_after_seconds, .. } => {
-                Self::Unavailable(problem(detail), retry_after_seconds)
-            }
+            Error::Unavailable {
+                retry_after_seconds,
+                ..
+            } => Self::Unavailable(problem(detail), retry_after_seconds),
             Error::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 Self::Internal(problem(detail))
@@ -202,7 +209,10 @@ pub async fn framework_error(err: poem::Error) -> Response {
         }
         status => {
             let reason = status.canonical_reason().unwrap_or("Request refused");
-            let mut r = Json(Problem { detail: reason.into() }).into_response();
+            let mut r = Json(Problem {
+                detail: reason.into(),
+            })
+            .into_response();
             r.set_status(status);
             r
         }

@@ -52,7 +52,11 @@ impl Application {
             registry,
             auth: Auth { hasher, tokens },
         });
-        Ok(Self { acceptor, port, state })
+        Ok(Self {
+            acceptor,
+            port,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -65,7 +69,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
     /// finish within `server.shutdown_grace_seconds`.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_seconds);
         let state = self.state.clone();
         let app = api::routes(self.state).with(Tracing);
@@ -82,7 +89,9 @@ impl Application {
 /// and kept in `<data_dir>/jwt-secret` (mode 0600).
 fn server_secret(settings: &Settings) -> anyhow::Result<ServerSecret> {
     if let Some(secret) = &settings.jwt.secret {
-        return Ok(ServerSecret::new(secret.expose_secret().as_bytes().to_vec()));
+        return Ok(ServerSecret::new(
+            secret.expose_secret().as_bytes().to_vec(),
+        ));
     }
     anyhow::ensure!(
         settings.environment == Environment::Development,
@@ -90,12 +99,19 @@ fn server_secret(settings: &Settings) -> anyhow::Result<ServerSecret> {
     );
     let path = settings.data_dir.join("jwt-secret");
     match std::fs::read_to_string(&path) {
-        Ok(text) if text.trim().len() >= 32 => return Ok(ServerSecret::new(text.trim().as_bytes().to_vec())),
-        Ok(_) => anyhow::bail!("{} holds less than 32 bytes; remove it to generate a new one", path.display()),
+        Ok(text) if text.trim().len() >= 32 => {
+            return Ok(ServerSecret::new(text.trim().as_bytes().to_vec()));
+        }
+        Ok(_) => anyhow::bail!(
+            "{} holds less than 32 bytes; remove it to generate a new one",
+            path.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let secret: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let secret: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
     write_private(&path, &secret)?;
     tracing::info!(path = %path.display(), "generated a development JWT secret");
     Ok(ServerSecret::new(secret.into_bytes()))

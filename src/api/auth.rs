@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::Header,
@@ -15,7 +15,7 @@ use super::{
         ChangePasswordRequest, LoginForm, MeResponse, ResetPasswordRequest, ResetPasswordResponse,
         SuccessResponse, TokenResponse, WhoAmIResponse,
     },
-    security::{BearerAuth, OptionalBearerAuth, parse_tenant, scope_of},
+    security::{BearerAuth, OptionalBearerAuth, header_tenant},
 };
 use crate::{
     config::Environment,
@@ -53,12 +53,15 @@ impl AuthApi {
     async fn login(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         /// Tenant identifier. If not provided, the legacy shared database is used.
         #[oai(name = "X-Tenant")]
-        x_tenant: Header<Option<String>>,
+        _x_tenant: Header<Option<String>>,
         form: Form<LoginForm>,
     ) -> Result<LoginResponse, ApiError> {
-        let scope = scope_of(x_tenant.as_deref())?;
+        // Read raw, not through the documented parameter: a value that is not even UTF-8 must
+        // be refused, not mistaken for "no tenant".
+        let scope = header_tenant(req)?.map_or(Scope::Legacy, Scope::Tenant);
         let form = form.0;
         if form.grant_type.as_deref().is_some_and(|g| g != "password") {
             return Err(Error::Validation("grant_type must be \"password\"".into()).into());
@@ -68,7 +71,11 @@ impl AuthApi {
         let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
         let outcome = state.auth.login(&tenant, &login, password).await?;
         let body = TokenResponse::new(outcome.access_token, &outcome.user);
-        Ok(LoginResponse::Ok(Json(body), "no-store".into(), "no-cache".into()))
+        Ok(LoginResponse::Ok(
+            Json(body),
+            "no-store".into(),
+            "no-cache".into(),
+        ))
     }
 
     /// Current user
@@ -81,8 +88,8 @@ impl AuthApi {
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
-    ) -> Json<MeResponse> {
-        Json(MeResponse::from(&auth.0.user))
+    ) -> Result<Json<MeResponse>, ApiError> {
+        Ok(Json(MeResponse::from(&auth.0.user)))
     }
 
     /// Who am I
@@ -95,14 +102,18 @@ impl AuthApi {
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
-    ) -> Json<WhoAmIResponse> {
-        Json(WhoAmIResponse::from(&auth.0.user))
+    ) -> Result<Json<WhoAmIResponse>, ApiError> {
+        Ok(Json(WhoAmIResponse::from(&auth.0.user)))
     }
 
     /// Change password
     ///
     /// Changes the authenticated user's password; `current_password` must match (401 if not).
-    #[oai(path = "/change-password", method = "post", operation_id = "change_password")]
+    #[oai(
+        path = "/change-password",
+        method = "post",
+        operation_id = "change_password"
+    )]
     async fn change_password(
         &self,
         state: Data<&Arc<AppState>>,
@@ -125,20 +136,25 @@ impl AuthApi {
     /// Sets the password of the user with `email` in the tenant `X-Tenant` names (required).
     /// In `development` this endpoint is open; in `production` it needs the bearer token of an
     /// `admin` of that same tenant.
-    #[oai(path = "/reset-password", method = "post", operation_id = "reset_password")]
+    #[oai(
+        path = "/reset-password",
+        method = "post",
+        operation_id = "reset_password"
+    )]
     async fn reset_password(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         auth: OptionalBearerAuth,
         /// Tenant identifier (required for this endpoint).
         #[oai(name = "X-Tenant")]
-        x_tenant: Header<Option<String>>,
+        _x_tenant: Header<String>,
         body: Json<ResetPasswordRequest>,
     ) -> Result<Json<ResetPasswordResponse>, ApiError> {
-        let Some(raw) = x_tenant.as_deref() else {
+        let Some(tenant_id) = header_tenant(req)? else {
             return Err(Error::Validation("X-Tenant header is required".into()).into());
         };
-        let scope = Scope::Tenant(parse_tenant(Some(raw))?);
+        let scope = Scope::Tenant(tenant_id.clone());
         if state.settings.environment == Environment::Production {
             match &auth {
                 OptionalBearerAuth::Anonymous => return Err(Error::NotAuthenticated.into()),
@@ -158,7 +174,7 @@ impl AuthApi {
         let user = state.auth.reset_password(&tenant, &email, new).await?;
         Ok(Json(ResetPasswordResponse {
             email: user.email,
-            tenant: raw.to_owned(),
+            tenant: tenant_id.to_string(),
             success: true,
         }))
     }

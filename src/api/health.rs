@@ -18,7 +18,9 @@ impl HealthApi {
     /// 200 while the process serves requests.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Json<HealthResponse> {
-        Json(HealthResponse { status: "ok".into() })
+        Json(HealthResponse {
+            status: "ok".into(),
+        })
     }
 
     /// Readiness
@@ -33,6 +35,8 @@ impl HealthApi {
                 retry_after_seconds: 5,
             }
         })?;
-        Ok(Json(HealthResponse { status: "ok".into() }))
+        Ok(Json(HealthResponse {
+            status: "ok".into(),
+        }))
     }
 }

@@ -38,15 +38,19 @@ enum ApiTags {
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
 pub fn service() -> OpenApiService<(auth::AuthApi, health::HealthApi), ()> {
-    OpenApiService::new((auth::AuthApi, health::HealthApi), "Vigia auth API", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Authentication for the Vigia pharmacovigilance platform. Log in with \
+    OpenApiService::new(
+        (auth::AuthApi, health::HealthApi),
+        "Vigia auth API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Authentication for the Vigia pharmacovigilance platform. Log in with \
              `POST /api/v1/auth/login` (a form: username or e-mail, password) and send the token \
              as `Authorization: Bearer <token>`. Each tenant has its own users and keys: name it \
              with the `X-Tenant` header; without it, requests use the legacy shared database \
              (or, for bearer calls, the tenant the token was issued for). Every error is a JSON \
              object `{\"detail\": \"...\"}`.",
-        )
+    )
 }
 
 /// The OpenAPI document as `vigia openapi` prints it.
@@ -81,10 +85,14 @@ async fn limit_body<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Result
         Some(len) if len > MAX_BODY_BYTES => return Err(too_large()),
         Some(_) => {}
         None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-            let bytes = req.take_body().into_bytes_limit(MAX_BODY_BYTES).await.map_err(|e| match e {
-                ReadBodyError::PayloadTooLarge => too_large(),
-                other => other.into(),
-            })?;
+            let bytes = req
+                .take_body()
+                .into_bytes_limit(MAX_BODY_BYTES)
+                .await
+                .map_err(|e| match e {
+                    ReadBodyError::PayloadTooLarge => too_large(),
+                    other => other.into(),
+                })?;
             req.set_body(Body::from_bytes(bytes));
         }
         None => {}

@@ -10,7 +10,7 @@ use poem_openapi::{OAuthScopes, SecurityScheme, auth::Bearer};
 use super::AppState;
 use crate::{
     auth::Principal,
-    domain::{Scope, TenantId},
+    domain::TenantId,
     error::{ApiError, Error},
 };
 
@@ -34,6 +34,7 @@ pub struct BearerAuth(pub Principal);
 
 /// Either a valid token or none at all (endpoints open in development).
 #[derive(SecurityScheme)]
+#[allow(clippy::large_enum_variant, reason = "built once per request, never stored")]
 pub enum OptionalBearerAuth {
     Bearer(BearerAuth),
     #[oai(fallback)]
@@ -56,24 +57,16 @@ fn state(req: &Request) -> &Arc<AppState> {
 }
 
 /// The `X-Tenant` header as a tenant ID, `None` when absent; malformed is 422.
+/// A repeated header is refused too: a proxy and this server might each read another copy.
 pub fn header_tenant(req: &Request) -> Result<Option<TenantId>, ApiError> {
-    match req.headers().get("X-Tenant") {
-        None => Ok(None),
-        Some(value) => parse_tenant(value.to_str().ok()).map(Some),
+    let invalid = |why: &str| ApiError::from(Error::Validation(format!("X-Tenant: {why}")));
+    let mut values = req.headers().get_all("X-Tenant").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(invalid("must be given once")),
+        (Some(value), None) => {
+            let raw = value.to_str().map_err(|_| invalid("must be ASCII"))?;
+            TenantId::parse(raw).map(Some).map_err(|e| invalid(&e.0))
+        }
     }
-}
-
-/// Parses a raw `X-Tenant` value (`None`: not valid UTF-8).
-pub fn parse_tenant(raw: Option<&str>) -> Result<TenantId, ApiError> {
-    let invalid = |why: String| ApiError::from(Error::Validation(format!("X-Tenant: {why}")));
-    let raw = raw.ok_or_else(|| invalid("must be ASCII".into()))?;
-    TenantId::parse(raw).map_err(|e| invalid(e.0))
-}
-
-/// The scope an `X-Tenant` header value names: a tenant, or legacy when absent.
-pub fn scope_of(raw: Option<&str>) -> Result<Scope, ApiError> {
-    Ok(match raw {
-        None => Scope::Legacy,
-        Some(raw) => Scope::Tenant(parse_tenant(Some(raw))?),
-    })
 }

@@ -45,7 +45,12 @@ pub struct Auth {
 
 impl Auth {
     /// Checks a username-or-e-mail and password in `tenant`; issues a token.
-    pub async fn login(&self, tenant: &Tenant, login: &LoginIdentifier, password: Password) -> Result<Login, Error> {
+    pub async fn login(
+        &self,
+        tenant: &Tenant,
+        login: &LoginIdentifier,
+        password: Password,
+    ) -> Result<Login, Error> {
         let user = tenant.store.user_by_login(login).await?;
         let stored = user.as_ref().map(|u| u.password_hash.as_str());
         let verified = self.hasher.verify(password.clone(), stored).await?;
@@ -62,7 +67,10 @@ impl Auth {
         if verified.needs_rehash {
             self.rehash_in_background(tenant, user.id, password);
         }
-        let access_token = self.tokens.issue(&tenant.key, &tenant.scope, &user).map_err(Error::Internal)?;
+        let access_token = self
+            .tokens
+            .issue(&tenant.key, &tenant.scope, &user)
+            .map_err(Error::Internal)?;
         Ok(Login { access_token, user })
     }
 
@@ -72,7 +80,10 @@ impl Auth {
         let store = tenant.store.clone();
         tokio::spawn(async move {
             let outcome = match hasher.hash(password).await {
-                Ok(hash) => store.set_password_hash(user_id, &hash).await.map_err(Error::from),
+                Ok(hash) => store
+                    .set_password_hash(user_id, &hash)
+                    .await
+                    .map_err(Error::from),
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = outcome {
@@ -112,25 +123,48 @@ impl Auth {
         if !user.is_active {
             return Err(Error::Forbidden("Inactive user".into()));
         }
-        Ok(Principal { tenant, claims, user })
+        Ok(Principal {
+            tenant,
+            claims,
+            user,
+        })
     }
 
     /// Changes the caller's password after checking the current one.
-    pub async fn change_password(&self, principal: &Principal, current: Password, new: Password) -> Result<(), Error> {
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: Password,
+        new: Password,
+    ) -> Result<(), Error> {
         if current.as_bytes() == new.as_bytes() {
-            return Err(Error::Validation("new_password must differ from current_password".into()));
+            return Err(Error::Validation(
+                "new_password must differ from current_password".into(),
+            ));
         }
-        let verified = self.hasher.verify(current, Some(&principal.user.password_hash)).await?;
+        let verified = self
+            .hasher
+            .verify(current, Some(&principal.user.password_hash))
+            .await?;
         if !verified.matches {
             return Err(Error::WrongPassword);
         }
         let hash = self.hasher.hash(new).await?;
-        principal.tenant.store.set_password_hash(principal.user.id, &hash).await?;
+        principal
+            .tenant
+            .store
+            .set_password_hash(principal.user.id, &hash)
+            .await?;
         Ok(())
     }
 
     /// Sets the password of the user with `email` in `tenant`.
-    pub async fn reset_password(&self, tenant: &Tenant, email: &Email, new: Password) -> Result<User, Error> {
+    pub async fn reset_password(
+        &self,
+        tenant: &Tenant,
+        email: &Email,
+        new: Password,
+    ) -> Result<User, Error> {
         let user = tenant
             .store
             .user_by_email(email)

@@ -47,8 +47,13 @@ pub struct Hasher {
 impl Hasher {
     /// Builds the hasher; computes the dummy hash once (one hash's worth of CPU).
     pub fn new(settings: &Argon2Settings) -> anyhow::Result<Self> {
-        let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
-            .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
         let workers = match settings.workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -78,36 +83,56 @@ impl Hasher {
     /// Hashes a new password (PHC string).
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
         let params = self.params.clone();
-        self.run(move || hash_now(&params, password.as_bytes())).await?
+        self.run(move || hash_now(&params, password.as_bytes()))
+            .await?
             .map_err(HashError::Internal)
     }
 
     /// Checks `password` against `stored`, or against the dummy hash when there is no user.
-    pub async fn verify(&self, password: Password, stored: Option<&str>) -> Result<Verified, HashError> {
+    pub async fn verify(
+        &self,
+        password: Password,
+        stored: Option<&str>,
+    ) -> Result<Verified, HashError> {
         let known = stored.is_some();
         let stored: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let params = self.params.clone();
         self.run(move || {
             let Ok(hash) = PasswordHash::new(&stored) else {
                 tracing::error!("a stored password hash is not a valid PHC string");
-                return Verified { matches: false, needs_rehash: false };
+                return Verified {
+                    matches: false,
+                    needs_rehash: false,
+                };
             };
-            let matches = Argon2::default().verify_password(password.as_bytes(), &hash).is_ok();
+            let matches = Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok();
             let current = hash.algorithm == argon2::ARGON2ID_IDENT
                 && Params::try_from(&hash).is_ok_and(|p| {
                     p.m_cost() == params.m_cost()
                         && p.t_cost() == params.t_cost()
                         && p.p_cost() == params.p_cost()
                 });
-            Verified { matches: matches && known, needs_rehash: matches && known && !current }
+            Verified {
+                matches: matches && known,
+                needs_rehash: matches && known && !current,
+            }
         })
         .await
     }
 
     /// Runs `job` on a blocking thread once admitted; the permits travel with the job, so an
     /// abandoned request cannot let more hashes run than the bound.
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
-        let admitted = self.admitted.clone().try_acquire_owned().map_err(|_| HashError::Busy)?;
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HashError::Busy)?;
         let running = self
             .running
             .clone()
@@ -136,7 +161,13 @@ mod tests {
     use super::*;
 
     fn cheap() -> Argon2Settings {
-        Argon2Settings { memory_kib: 64, iterations: 1, parallelism: 1, workers: 1, queue: 1 }
+        Argon2Settings {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            workers: 1,
+            queue: 1,
+        }
     }
 
     fn pw(s: &str) -> Password {
@@ -148,16 +179,44 @@ mod tests {
         let hasher = Hasher::new(&cheap()).expect("hasher");
         let hash = hasher.hash(pw("SecurePass123")).await.expect("hash");
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
-        let ok = hasher.verify(pw("SecurePass123"), Some(&hash)).await.expect("verify");
-        assert_eq!(ok, Verified { matches: true, needs_rehash: false });
-        let bad = hasher.verify(pw("WrongPass123"), Some(&hash)).await.expect("verify");
+        let ok = hasher
+            .verify(pw("SecurePass123"), Some(&hash))
+            .await
+            .expect("verify");
+        assert_eq!(
+            ok,
+            Verified {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+        let bad = hasher
+            .verify(pw("WrongPass123"), Some(&hash))
+            .await
+            .expect("verify");
         assert!(!bad.matches);
-        let unknown = hasher.verify(pw("SecurePass123"), None).await.expect("verify");
+        let unknown = hasher
+            .verify(pw("SecurePass123"), None)
+            .await
+            .expect("verify");
         assert!(!unknown.matches);
 
-        let stronger = Hasher::new(&Argon2Settings { memory_kib: 128, ..cheap() }).expect("hasher");
-        let stale = stronger.verify(pw("SecurePass123"), Some(&hash)).await.expect("verify");
-        assert_eq!(stale, Verified { matches: true, needs_rehash: true });
+        let stronger = Hasher::new(&Argon2Settings {
+            memory_kib: 128,
+            ..cheap()
+        })
+        .expect("hasher");
+        let stale = stronger
+            .verify(pw("SecurePass123"), Some(&hash))
+            .await
+            .expect("verify");
+        assert_eq!(
+            stale,
+            Verified {
+                matches: true,
+                needs_rehash: true
+            }
+        );
     }
 
     #[tokio::test]
@@ -166,6 +225,9 @@ mod tests {
         // Hold both admission permits (1 worker + 1 queued) as running jobs would.
         let _a = hasher.admitted.clone().try_acquire_owned().expect("permit");
         let _b = hasher.admitted.clone().try_acquire_owned().expect("permit");
-        assert!(matches!(hasher.hash(pw("SecurePass123")).await, Err(HashError::Busy)));
+        assert!(matches!(
+            hasher.hash(pw("SecurePass123")).await,
+            Err(HashError::Busy)
+        ));
     }
 }

@@ -11,11 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    domain::Scope,
-    store::users::User,
-    tenancy::SigningKey,
-};
+use crate::{domain::Scope, store::users::User, tenancy::SigningKey};
 
 /// The contract's claims. Every field is required when decoding (`tenant` may be null).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,11 +60,20 @@ impl TokenService {
         validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { ttl, leeway: leeway.as_secs(), validation }
+        Self {
+            ttl,
+            leeway: leeway.as_secs(),
+            validation,
+        }
     }
 
     /// Issues a token for `user` in `scope`.
-    pub fn issue(&self, key: &SigningKey, scope: &Scope, user: &User) -> Result<String, anyhow::Error> {
+    pub fn issue(
+        &self,
+        key: &SigningKey,
+        scope: &Scope,
+        user: &User,
+    ) -> Result<String, anyhow::Error> {
         let iat = now();
         let claims = Claims {
             sub: user.id.to_string(),
@@ -83,21 +88,31 @@ impl TokenService {
             exp: iat + self.ttl.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &key.encoding,
+        )?)
     }
 
     /// Verifies `token` with `scope`'s key and returns its claims.
-    pub fn verify(&self, key: &SigningKey, scope: &Scope, token: &str) -> Result<Claims, TokenError> {
+    pub fn verify(
+        &self,
+        key: &SigningKey,
+        scope: &Scope,
+        token: &str,
+    ) -> Result<Claims, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(
+            |e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
-                    TokenError::Malformed
-                }
+                ErrorKind::InvalidToken
+                | ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_) => TokenError::Malformed,
                 _ => TokenError::Invalid,
-            }
-        })?;
+            },
+        )?;
         let claims = data.claims;
         let tenant_matches = claims.tenant.as_deref() == scope.tenant().map(|t| t.as_str());
         let issued_in_past = claims.iat <= now() + self.leeway;
@@ -135,7 +150,10 @@ fn new_trace() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{domain::{Roles, TenantId}, tenancy::ServerSecret};
+    use crate::{
+        domain::{Roles, TenantId},
+        tenancy::ServerSecret,
+    };
 
     fn user() -> User {
         User {
@@ -175,13 +193,21 @@ mod tests {
         let secret = ServerSecret::new(vec![7; 32]);
         let tokens = TokenService::new(Duration::from_secs(60), Duration::from_secs(30));
         let other = Scope::Tenant(TenantId::parse("other").expect("valid"));
-        let token = tokens.issue(&SigningKey::derive(&secret, &acme()), &acme(), &user()).expect("signed");
+        let token = tokens
+            .issue(&SigningKey::derive(&secret, &acme()), &acme(), &user())
+            .expect("signed");
         for scope in [other, Scope::Legacy] {
             let key = SigningKey::derive(&secret, &scope);
-            assert_eq!(tokens.verify(&key, &scope, &token), Err(TokenError::Invalid));
+            assert_eq!(
+                tokens.verify(&key, &scope, &token),
+                Err(TokenError::Invalid)
+            );
         }
         // Even the right key refuses a token whose claim names another scope.
         let key = SigningKey::derive(&secret, &acme());
-        assert_eq!(tokens.verify(&key, &Scope::Legacy, &token), Err(TokenError::Invalid));
+        assert_eq!(
+            tokens.verify(&key, &Scope::Legacy, &token),
+            Err(TokenError::Invalid)
+        );
     }
 }

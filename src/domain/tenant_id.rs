@@ -81,7 +81,10 @@ mod tests {
     #[test]
     fn accepts_dns_labels() {
         for ok in ["a", "0", "acme-pharma", "a1-b2-c3", &"x".repeat(63)] {
-            assert_eq!(TenantId::parse(ok).map(|t| t.to_string()), Ok(ok.to_string()));
+            assert_eq!(
+                TenantId::parse(ok).map(|t| t.to_string()),
+                Ok(ok.to_string())
+            );
         }
     }
 

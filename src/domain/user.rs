@@ -42,9 +42,13 @@ impl Email {
         }
         let (local, domain) = raw.split_once('@').ok_or_else(err)?;
         let local_ok = (1..=64).contains(&local.len())
-            && local
-                .chars()
-                .all(|c| c.is_ascii_graphic() && !matches!(c, '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | '\\' | ']'));
+            && local.chars().all(|c| {
+                c.is_ascii_graphic()
+                    && !matches!(
+                        c,
+                        '@' | '"' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | '\\' | ']'
+                    )
+            });
         let domain_ok = domain.contains('.')
             && domain.split('.').all(|label| {
                 !label.is_empty()
@@ -121,7 +125,8 @@ impl Role {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let mut chars = raw.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        let rest_ok =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if first_ok && rest_ok && raw.len() <= 32 {
             Ok(Self(raw.to_owned()))
         } else {
@@ -239,7 +244,14 @@ mod tests {
     fn usernames_are_plain_ascii_without_at_signs() {
         assert!(Username::parse("juan.perez").is_ok());
         assert!(Username::parse("Juan_Perez-2").is_ok());
-        for bad in ["", "juan perez", "juan@perez", "juán", "a'--", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "juan perez",
+            "juan@perez",
+            "juán",
+            "a'--",
+            &"x".repeat(65),
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -248,7 +260,16 @@ mod tests {
     fn emails_have_a_plain_shape() {
         assert!(Email::parse("juan.perez@example.com").is_ok());
         assert!(Email::parse("Juan.Perez+pv@sub.example.co").is_ok());
-        for bad in ["", "juan", "juan@", "@example.com", "juan@example", "a b@x.com", "j@ex..com", "jüan@x.com"] {
+        for bad in [
+            "",
+            "juan",
+            "juan@",
+            "@example.com",
+            "juan@example",
+            "a b@x.com",
+            "j@ex..com",
+            "jüan@x.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -263,8 +284,13 @@ mod tests {
     #[test]
     fn primary_role_prefers_admin_then_the_first() {
         let roles = |names: &[&str]| {
-            Roles::new(names.iter().map(|n| Role::parse(n).expect("valid")).collect())
-                .expect("no repeats")
+            Roles::new(
+                names
+                    .iter()
+                    .map(|n| Role::parse(n).expect("valid"))
+                    .collect(),
+            )
+            .expect("no repeats")
         };
         assert_eq!(roles(&["qf", "admin"]).primary(), Some("admin"));
         assert_eq!(roles(&["qf", "admin"]).first(), Some("qf"));

@@ -12,7 +12,9 @@ use sqlx::{
     ConnectOptions, Executor,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPool, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
 };
 
 use crate::config::DatabaseSettings;
@@ -22,7 +24,10 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The embedded migrators, for the test that checks both list the same versions.
 pub fn migrators() -> [(&'static str, &'static Migrator); 2] {
-    [("sqlite", &SQLITE_MIGRATIONS), ("postgres", &POSTGRES_MIGRATIONS)]
+    [
+        ("sqlite", &SQLITE_MIGRATIONS),
+        ("postgres", &POSTGRES_MIGRATIONS),
+    ]
 }
 
 /// What went wrong in storage, in the terms a caller can act on.
@@ -310,7 +315,9 @@ pub async fn create_database(
             }
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Other(anyhow::Error::new(e).context(format!("creating {}", dir.display())))
+                    StoreError::Other(
+                        anyhow::Error::new(e).context(format!("creating {}", dir.display())),
+                    )
                 })?;
             }
             Provisioned::Created

@@ -145,7 +145,7 @@ impl Store {
                 .bind(&user.password_hash)
                 .bind(user.is_active)
                 .bind(user.empleado_id)
-                .bind(&permissions)
+                .bind(permissions)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -184,14 +184,22 @@ mod tests {
             .expect("in-memory SQLite");
         let store = Store::Sqlite(pool.clone());
         store.migrate().await.expect("migrations apply");
-        for (sql, index) in [(BY_LOGIN, "users_username_ci"), (BY_LOGIN, "users_email_ci"), (BY_EMAIL, "users_email_ci")] {
+        for (sql, index) in [
+            (BY_LOGIN, "users_username_ci"),
+            (BY_LOGIN, "users_email_ci"),
+            (BY_EMAIL, "users_email_ci"),
+        ] {
             let plan: Vec<(i64, i64, i64, String)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
                     .bind("x")
                     .fetch_all(&pool)
                     .await
                     .expect("plan");
-            let text = plan.iter().map(|r| r.3.as_str()).collect::<Vec<_>>().join("\n");
+            let text = plan
+                .iter()
+                .map(|r| r.3.as_str())
+                .collect::<Vec<_>>()
+                .join("\n");
             assert!(text.contains(index), "{sql}\nplan:\n{text}");
             assert!(!text.contains("SCAN users"), "{sql} scans:\n{text}");
         }

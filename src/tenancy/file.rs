@@ -68,7 +68,10 @@ pub fn path_of(dir: &Path, id: &TenantId) -> PathBuf {
 }
 
 /// Reads `id`'s entry and its modification time.
-pub async fn read(dir: &Path, id: &TenantId) -> Result<(TenantFile, Option<SystemTime>), FileError> {
+pub async fn read(
+    dir: &Path,
+    id: &TenantId,
+) -> Result<(TenantFile, Option<SystemTime>), FileError> {
     let path = path_of(dir, id);
     let text = match tokio::fs::read_to_string(&path).await {
         Ok(text) => text,
@@ -169,7 +172,10 @@ mod tests {
         write_new(dir.path(), &id, &file).expect("written");
         assert!(!is_empty(dir.path()));
         assert_eq!(read(dir.path(), &id).await.expect("read").0, file);
-        assert!(matches!(write_new(dir.path(), &id, &file), Err(FileError::Exists(_))));
+        assert!(matches!(
+            write_new(dir.path(), &id, &file),
+            Err(FileError::Exists(_))
+        ));
         let listed = list(dir.path()).await.expect("listed");
         assert_eq!(listed.len(), 1);
     }
@@ -178,8 +184,14 @@ mod tests {
     async fn unknown_keys_are_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
         let id = TenantId::parse("acme").expect("valid");
-        std::fs::write(path_of(dir.path(), &id), "database_url = 'sqlite://x.db'\nname = 'x'\nactiv = false\n")
-            .expect("written");
-        assert!(matches!(read(dir.path(), &id).await, Err(FileError::Malformed { .. })));
+        std::fs::write(
+            path_of(dir.path(), &id),
+            "database_url = 'sqlite://x.db'\nname = 'x'\nactiv = false\n",
+        )
+        .expect("written");
+        assert!(matches!(
+            read(dir.path(), &id).await,
+            Err(FileError::Malformed { .. })
+        ));
     }
 }

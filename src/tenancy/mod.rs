@@ -115,12 +115,16 @@ impl Registry {
         let open = Cache::builder()
             .name("tenant-pools")
             .max_capacity(settings.tenants.pool_cache_capacity)
-            .time_to_idle(Duration::from_secs(settings.tenants.pool_idle_seconds.max(1)))
+            .time_to_idle(Duration::from_secs(
+                settings.tenants.pool_idle_seconds.max(1),
+            ))
             .build();
         let absent = Cache::builder()
             .name("unknown-tenants")
             .max_capacity(100_000)
-            .time_to_live(Duration::from_millis(settings.tenants.negative_cache_millis))
+            .time_to_live(Duration::from_millis(
+                settings.tenants.negative_cache_millis,
+            ))
             .build();
         Ok(Self {
             dir: settings.tenants.dir.clone(),
@@ -177,10 +181,13 @@ impl Registry {
     fn still_current(&self, tenant: &Tenant) -> bool {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let checked = tenant.checked_at.load(Ordering::Relaxed);
-        if now.saturating_sub(checked) < u64::try_from(self.recheck.as_millis()).unwrap_or(u64::MAX) {
+        if now.saturating_sub(checked) < u64::try_from(self.recheck.as_millis()).unwrap_or(u64::MAX)
+        {
             return true;
         }
-        let Scope::Tenant(id) = &tenant.scope else { return true };
+        let Scope::Tenant(id) = &tenant.scope else {
+            return true;
+        };
         let current = file::modified(&file::path_of(&self.dir, id));
         if current.is_some() && current == tenant.modified {
             tenant.checked_at.store(now, Ordering::Relaxed);

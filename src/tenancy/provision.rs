@@ -46,7 +46,10 @@ pub struct NewTenant {
 
 /// Provisions `new` and returns its registry entry. On any failure nothing is left behind: a
 /// database made here is dropped again and no file is written.
-pub async fn create_tenant(settings: &Settings, new: NewTenant) -> Result<TenantFile, ProvisionError> {
+pub async fn create_tenant(
+    settings: &Settings,
+    new: NewTenant,
+) -> Result<TenantFile, ProvisionError> {
     let dir = &settings.tenants.dir;
     if file::path_of(dir, &new.id).exists() {
         return Err(ProvisionError::Exists(new.id));
@@ -65,7 +68,11 @@ pub async fn create_tenant(settings: &Settings, new: NewTenant) -> Result<Tenant
     let (store, provisioned) = store::create_database(&url, &pools).await?;
     let mut outcome = Ok(());
     if let Some(user) = &new.first_user {
-        outcome = store.create_user(user).await.map(drop).map_err(ProvisionError::from);
+        outcome = store
+            .create_user(user)
+            .await
+            .map(drop)
+            .map_err(ProvisionError::from);
     }
     store.close().await;
     if outcome.is_ok() {
@@ -85,9 +92,9 @@ pub async fn create_tenant(settings: &Settings, new: NewTenant) -> Result<Tenant
 pub async fn open_or_create(url: &DatabaseUrl, pools: &PoolSettings) -> Result<Store, StoreError> {
     match Store::open(url, pools).await {
         Ok(store) => Ok(store),
-        Err(_) if url.backend() == store::Backend::Sqlite => {
-            store::create_database(url, pools).await.map(|(store, _)| store)
-        }
+        Err(_) if url.backend() == store::Backend::Sqlite => store::create_database(url, pools)
+            .await
+            .map(|(store, _)| store),
         Err(e) => Err(e),
     }
 }

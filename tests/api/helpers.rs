@@ -1,0 +1,467 @@
+//! The test harness: [`spawn_app`] starts the real server on a random port over a fresh
+//! temporary data directory and talks HTTP to it.
+//!
+//! Backend: SQLite always; Postgres when `VIGIA_TEST_POSTGRES_URL` names a server (e.g.
+//! `postgres://postgres@127.0.0.1:5432`). On Postgres every test gets its own uniquely named
+//! databases (legacy and tenants), dropped when the test's `TestApp` is dropped.
+
+use std::{
+    path::PathBuf,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use vigia::{
+    auth::password::Hasher,
+    config::Settings,
+    domain::{Email, FullName, Password, Permissions, Role, Roles, TenantId, Username},
+    startup::Application,
+    store::{self, DatabaseUrl, PoolSettings, Store, users::NewUser},
+    tenancy::provision::{self, NewTenant},
+};
+
+pub const PASSWORD: &str = "SecurePass123";
+pub const TENANT: &str = "acme";
+pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789abcdef";
+
+/// Postgres server for the Postgres run of the suite, when configured.
+pub fn postgres_base() -> Option<String> {
+    std::env::var("VIGIA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| u.trim_end_matches('/').to_owned())
+}
+
+/// A hash of [`PASSWORD`] at the configured parameters, computed once per test binary.
+async fn password_hash(settings: &Settings) -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    if let Some(hash) = HASH.get() {
+        return hash.clone();
+    }
+    let hasher = Hasher::new(&settings.argon2).expect("hasher");
+    let hash = hasher
+        .hash(Password::parse(PASSWORD.into(), "password").expect("valid"))
+        .await
+        .expect("hash");
+    HASH.get_or_init(|| hash).clone()
+}
+
+/// A user to create in a test.
+#[derive(Clone, Debug)]
+pub struct UserSpec {
+    pub username: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub roles: Vec<String>,
+    pub active: bool,
+    pub empleado_id: Option<i64>,
+    pub permissions: Value,
+}
+
+impl UserSpec {
+    pub fn new(username: &str) -> Self {
+        Self {
+            username: username.into(),
+            email: format!("{username}@example.com"),
+            full_name: Some(format!("{username} full name")),
+            roles: vec!["qf".into()],
+            active: true,
+            empleado_id: None,
+            permissions: json!({}),
+        }
+    }
+
+    pub fn roles(mut self, roles: &[&str]) -> Self {
+        self.roles = roles.iter().map(|r| r.to_string()).collect();
+        self
+    }
+
+    pub fn inactive(mut self) -> Self {
+        self.active = false;
+        self
+    }
+
+    /// The API document's example user.
+    pub fn juan() -> Self {
+        Self {
+            username: "juan.perez".into(),
+            email: "juan.perez@example.com".into(),
+            full_name: Some("Juan Pérez García".into()),
+            roles: vec!["admin".into(), "qf".into()],
+            active: true,
+            empleado_id: Some(456),
+            permissions: json!({
+                "icsr": {"view": true, "edit": true, "delete": true},
+                "reports": {"view": true, "generate": true}
+            }),
+        }
+    }
+
+    async fn into_new_user(self, settings: &Settings) -> NewUser {
+        NewUser {
+            username: Username::parse(&self.username).expect("valid username"),
+            email: Email::parse(&self.email).expect("valid email"),
+            full_name: self
+                .full_name
+                .as_deref()
+                .map(|n| FullName::parse(n).expect("valid")),
+            password_hash: password_hash(settings).await,
+            is_active: self.active,
+            empleado_id: self.empleado_id,
+            permissions: Permissions::parse(self.permissions).expect("valid permissions"),
+            roles: Roles::new(
+                self.roles
+                    .iter()
+                    .map(|r| Role::parse(r).expect("valid role"))
+                    .collect(),
+            )
+            .expect("roles"),
+        }
+    }
+}
+
+/// Options for [`spawn_app_with`].
+pub struct AppOptions {
+    /// Extra configuration keys, e.g. `("environment", "production")`.
+    pub overrides: Vec<(String, String)>,
+    /// Provision tenant [`TENANT`] with [`UserSpec::juan`] before starting (so no demo is seeded).
+    pub fixture: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            overrides: Vec::new(),
+            fixture: true,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: Client,
+    pub settings: Settings,
+    /// Holds the data and registry directories; removed on drop.
+    pub dir: tempfile::TempDir,
+    /// Unique per test; prefixes Postgres database names.
+    pub run_id: String,
+    /// Postgres databases this test made, dropped on drop.
+    pg_databases: std::sync::Mutex<Vec<String>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let data_dir = dir.path().join("data");
+    let tenants_dir = dir.path().join("tenants");
+    let mut overrides: Vec<(String, String)> = vec![
+        ("server.listen".into(), "127.0.0.1:0".into()),
+        ("data_dir".into(), data_dir.display().to_string()),
+        ("tenants.dir".into(), tenants_dir.display().to_string()),
+        ("jwt.secret".into(), SECRET.into()),
+    ];
+    let mut pg_databases = Vec::new();
+    if let Some(base) = postgres_base() {
+        let name = format!("vigia_t_{run_id}_legacy");
+        overrides.push(("legacy.database_url".into(), format!("{base}/{name}")));
+        pg_databases.push(name);
+    }
+    overrides.extend(options.overrides);
+    let pairs: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let settings = Settings::from_overrides(&pairs).expect("test settings");
+
+    let app_stub = TestApp {
+        address: String::new(),
+        port: 0,
+        client: Client::new(),
+        settings: settings.clone(),
+        dir,
+        run_id,
+        pg_databases: std::sync::Mutex::new(pg_databases),
+        shutdown: None,
+        server: None,
+    };
+    if postgres_base().is_some() {
+        let url = DatabaseUrl::parse(settings.legacy_database_url().expose_secret()).expect("url");
+        let (store, _) = store::create_database(&url, &PoolSettings::from(&settings.database))
+            .await
+            .expect("legacy Postgres database");
+        store.close().await;
+    }
+    if options.fixture {
+        app_stub.provision_tenant(TENANT).await;
+        app_stub.create_user(Some(TENANT), UserSpec::juan()).await;
+    }
+    app_stub.start().await
+}
+
+impl TestApp {
+    /// Starts the server over this app's directories.
+    async fn start(mut self) -> TestApp {
+        let app = Application::build(self.settings.clone())
+            .await
+            .expect("server builds");
+        self.port = app.port();
+        self.address = format!("http://127.0.0.1:{}", self.port);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        self.shutdown = Some(tx);
+        self.server = Some(tokio::spawn(app.run_until_stopped(async {
+            let _ = rx.await;
+        })));
+        self
+    }
+
+    /// The database URL a new tenant gets on this test's backend.
+    pub fn tenant_database_url(&self, id: &str) -> Option<String> {
+        postgres_base().map(|base| {
+            let name = format!("vigia_t_{}_{}", self.run_id, id.replace('-', "_"));
+            self.pg_databases.lock().expect("lock").push(name.clone());
+            format!("{base}/{name}")
+        })
+    }
+
+    /// Provisions a tenant on this test's backend through the library (what the CLI does).
+    pub async fn provision_tenant(&self, id: &str) {
+        let tenant = NewTenant {
+            id: TenantId::parse(id).expect("valid id"),
+            database_url: self.tenant_database_url(id),
+            name: Some(format!("{id} (test)")),
+            first_user: None,
+        };
+        provision::create_tenant(&self.settings, tenant)
+            .await
+            .expect("tenant provisioned");
+    }
+
+    /// Opens `tenant`'s database (or the legacy one) directly.
+    pub async fn store(&self, tenant: Option<&str>) -> Store {
+        let raw = match tenant {
+            None => self
+                .settings
+                .legacy_database_url()
+                .expose_secret()
+                .to_owned(),
+            Some(id) => {
+                let path = self.settings.tenants.dir.join(format!("{id}.toml"));
+                let text = std::fs::read_to_string(path).expect("tenant file");
+                let entry: toml::Value = toml::from_str(&text).expect("toml");
+                entry["database_url"].as_str().expect("url").to_owned()
+            }
+        };
+        let url = DatabaseUrl::parse(&raw).expect("url");
+        provision::open_or_create(&url, &PoolSettings::from(&self.settings.database))
+            .await
+            .expect("store opens")
+    }
+
+    /// Creates a user with password [`PASSWORD`]; returns its id.
+    pub async fn create_user(&self, tenant: Option<&str>, spec: UserSpec) -> i64 {
+        let store = self.store(tenant).await;
+        let id = store
+            .create_user(&spec.into_new_user(&self.settings).await)
+            .await
+            .expect("user created");
+        store.close().await;
+        id
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub async fn login(&self, tenant: Option<&str>, username: &str, password: &str) -> Response {
+        let mut req = self
+            .post("/api/v1/auth/login")
+            .form(&[("username", username), ("password", password)]);
+        if let Some(t) = tenant {
+            req = req.header("X-Tenant", t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// Logs in and returns the access token, asserting success.
+    pub async fn token(&self, tenant: Option<&str>, username: &str) -> String {
+        let resp = self.login(tenant, username, PASSWORD).await;
+        assert_eq!(resp.status(), StatusCode::OK, "login of {username} failed");
+        let body: Value = resp.json().await.expect("json");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn get_with(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        tenant: Option<&str>,
+    ) -> Response {
+        let mut req = self.get(path);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(t) = tenant {
+            req = req.header("X-Tenant", t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn me(&self, token: &str, tenant: Option<&str>) -> Response {
+        self.get_with("/api/v1/auth/me", Some(token), tenant).await
+    }
+
+    pub async fn whoami(&self, token: &str, tenant: Option<&str>) -> Response {
+        self.get_with("/api/v1/auth/whoami", Some(token), tenant)
+            .await
+    }
+
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Response {
+        self.post("/api/v1/auth/change-password")
+            .bearer_auth(token)
+            .json(&json!({"current_password": current, "new_password": new}))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn reset_password(
+        &self,
+        tenant: Option<&str>,
+        token: Option<&str>,
+        email: &str,
+        new: &str,
+    ) -> Response {
+        let mut req = self
+            .post("/api/v1/auth/reset-password")
+            .json(&json!({"email": email, "new_password": new}));
+        if let Some(t) = tenant {
+            req = req.header("X-Tenant", t);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// The path of the `vigia` binary, with this app's configuration file written for it.
+    pub fn cli(&self) -> std::process::Command {
+        let config = self.dir.path().join("vigia.toml");
+        if !config.exists() {
+            let legacy = self
+                .settings
+                .legacy_database_url()
+                .expose_secret()
+                .to_owned();
+            std::fs::write(
+                &config,
+                format!(
+                    "data_dir = {:?}\n[tenants]\ndir = {:?}\n[legacy]\ndatabase_url = {:?}\n",
+                    self.settings.data_dir.display().to_string(),
+                    self.settings.tenants.dir.display().to_string(),
+                    legacy,
+                ),
+            )
+            .expect("config written");
+        }
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vigia"));
+        cmd.arg("--config").arg(config).env_remove("RUST_LOG");
+        for (key, _) in std::env::vars() {
+            if key.starts_with("VIGIA__") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.settings.data_dir.clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        let names =
+            std::mem::take(&mut *self.pg_databases.lock().unwrap_or_else(|e| e.into_inner()));
+        if let (Some(base), false) = (postgres_base(), names.is_empty()) {
+            // Drop runs inside the test's runtime: clean up on a thread with its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    for name in names {
+                        store::drop_database(
+                            &DatabaseUrl::parse(&format!("{base}/{name}")).expect("url"),
+                        )
+                        .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails the test after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "condition not met within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Asserts the error shape: `status`, a JSON body with a non-empty string `detail`.
+pub async fn assert_error(resp: Response, status: StatusCode) -> String {
+    assert_eq!(resp.status(), status, "unexpected status");
+    if status == StatusCode::UNAUTHORIZED {
+        assert_eq!(
+            resp.headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer"),
+            "a 401 must carry WWW-Authenticate: Bearer"
+        );
+    }
+    let body: Value = resp.json().await.expect("error body is JSON");
+    let detail = body["detail"]
+        .as_str()
+        .expect("error body has a string detail");
+    assert!(!detail.is_empty());
+    detail.to_owned()
+}

@@ -1,0 +1,13 @@
+//! Black-box tests: each starts the real server on a random port over a fresh temporary data
+//! directory and talks HTTP to it. The whole suite runs on SQLite, and again on Postgres when
+//! `VIGIA_TEST_POSTGRES_URL` names a server (see `helpers.rs`).
+
+mod cli;
+mod demo;
+mod errors;
+mod helpers;
+mod login;
+mod passwords;
+mod spec;
+mod tenancy;
+mod tokens;
