@@ -34,7 +34,10 @@ pub struct BearerAuth(pub Principal);
 
 /// Either a valid token or none at all (endpoints open in development).
 #[derive(SecurityScheme)]
-#[allow(clippy::large_enum_variant, reason = "built once per request, never stored")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per request, never stored"
+)]
 pub enum OptionalBearerAuth {
     Bearer(BearerAuth),
     #[oai(fallback)]

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    PASSWORD, TENANT, TestApp, assert_error, eventually, postgres_base, spawn_app,
+    PASSWORD, TENANT, TestApp, assert_error, backend_tests, eventually, spawn_app,
 };
 
 fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
@@ -67,140 +67,140 @@ fn user_create(
     run(cmd, Some(&format!("{password}\n")))
 }
 
-#[tokio::test]
-async fn a_tenant_and_user_made_by_the_cli_log_in_on_the_running_server() {
-    let app = spawn_app().await;
-    // Known-unknown first, so the server's negative cache holds it.
-    assert_error(
-        app.login(Some("cli-co"), "ana", PASSWORD).await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+backend_tests! {
+    async fn a_tenant_and_user_made_by_the_cli_log_in_on_the_running_server(backend) {
+        let app = spawn_app(backend.clone()).await;
+        // Known-unknown first, so the server's negative cache holds it.
+        assert_error(
+            app.login(Some("cli-co"), "ana", PASSWORD).await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
 
-    let out = tenant_create(&app, "cli-co", app.tenant_database_url("cli-co"));
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("created tenant cli-co"));
-    let out = user_create(&app, "cli-co", "ana", &["qf", "admin"], PASSWORD);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+        let out = tenant_create(&app, "cli-co", app.tenant_database_url("cli-co"));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("created tenant cli-co"));
+        let out = user_create(&app, "cli-co", "ana", &["qf", "admin"], PASSWORD);
+        assert!(out.status.success(), "{}", text(&out.stderr));
 
-    let resp = eventually(Duration::from_secs(5), || async {
-        let resp = app.login(Some("cli-co"), "ana", PASSWORD).await;
-        (resp.status() == StatusCode::OK).then_some(resp)
-    })
-    .await;
-    let body: Value = resp.json().await.expect("json");
-    assert_eq!(body["user"]["roles"], serde_json::json!(["qf", "admin"]));
-    let token = body["access_token"].as_str().expect("token");
-    let me: Value = app.me(token, None).await.json().await.expect("json");
-    assert_eq!(me["full_name"], "Ana Gómez");
-    assert_eq!(me["empleado_id"], 77);
-    assert_eq!(me["permissions"]["icsr"]["view"], true);
+        let resp = eventually(Duration::from_secs(5), || async {
+            let resp = app.login(Some("cli-co"), "ana", PASSWORD).await;
+            (resp.status() == StatusCode::OK).then_some(resp)
+        })
+        .await;
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["user"]["roles"], serde_json::json!(["qf", "admin"]));
+        let token = body["access_token"].as_str().expect("token");
+        let me: Value = app.me(token, None).await.json().await.expect("json");
+        assert_eq!(me["full_name"], "Ana Gómez");
+        assert_eq!(me["empleado_id"], 77);
+        assert_eq!(me["permissions"]["icsr"]["view"], true);
 
-    let list = run(
-        {
-            let mut c = app.cli();
-            c.args(["tenant", "list"]);
-            c
-        },
-        None,
-    );
-    assert!(list.status.success());
-    let lines = text(&list.stdout);
-    let backend = if postgres_base().is_some() {
-        "postgres"
-    } else {
-        "sqlite"
-    };
-    assert!(
-        lines
-            .lines()
-            .any(|l| l == format!("cli-co\t{backend}\tactive")),
-        "{lines}"
-    );
-    assert!(
-        lines.lines().any(|l| l.starts_with(&format!("{TENANT}\t"))),
-        "{lines}"
-    );
-}
-
-#[tokio::test]
-async fn a_cli_user_without_roles_exists_but_gets_403() {
-    let app = spawn_app().await;
-    let out = user_create(&app, TENANT, "norole", &[], PASSWORD);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_error(
-        app.login(Some(TENANT), "norole", PASSWORD).await,
-        StatusCode::FORBIDDEN,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn cli_failures_are_one_line_non_zero_and_change_nothing() {
-    let app = spawn_app().await;
-    let registry_before = std::fs::read_dir(&app.settings.tenants.dir)
-        .expect("dir")
-        .count();
-
-    let cases: Vec<Output> = vec![
-        tenant_create(&app, TENANT, None),
-        tenant_create(&app, "Bad_Id", None),
-        tenant_create(&app, "../escape", None),
-        tenant_create(&app, "badurl", Some("mysql://localhost/x".into())),
-        tenant_create(
-            &app,
-            "unreachable",
-            Some("postgres://nobody@127.0.0.1:1/vigia_unreachable".into()),
-        ),
-        user_create(&app, TENANT, "juan.perez", &["qf"], PASSWORD),
-        user_create(&app, TENANT, "bad user", &["qf"], PASSWORD),
-        user_create(&app, TENANT, "shorty", &["qf"], "12345"),
-        user_create(&app, TENANT, "badrole", &["Admin!"], PASSWORD),
-        user_create(&app, "ghost", "ana", &["qf"], PASSWORD),
-    ];
-    for out in cases {
-        assert!(!out.status.success());
-        let err = text(&out.stderr);
-        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
-        assert!(err.starts_with("vigia: error: "), "{err:?}");
+        let list = run(
+            {
+                let mut c = app.cli();
+                c.args(["tenant", "list"]);
+                c
+            },
+            None,
+        );
+        assert!(list.status.success());
+        let lines = text(&list.stdout);
+        let backend = backend.name();
+        assert!(
+            lines
+                .lines()
+                .any(|l| l == format!("cli-co\t{backend}\tactive")),
+            "{lines}"
+        );
+        assert!(
+            lines.lines().any(|l| l.starts_with(&format!("{TENANT}\t"))),
+            "{lines}"
+        );
     }
-
-    assert_eq!(
-        std::fs::read_dir(&app.settings.tenants.dir)
-            .expect("dir")
-            .count(),
-        registry_before
-    );
-    assert!(
-        !app.data_dir()
-            .join("tenants")
-            .join("unreachable.db")
-            .exists()
-    );
-    assert!(!app.data_dir().join("tenants").join("badurl.db").exists());
-    assert_eq!(
-        app.login(Some(TENANT), "juan.perez", PASSWORD)
-            .await
-            .status(),
-        StatusCode::OK
-    );
 }
 
-#[tokio::test]
-async fn migrate_reports_every_scope() {
-    let app = spawn_app().await;
-    let out = run(
-        {
-            let mut c = app.cli();
-            c.arg("migrate");
-            c
-        },
-        None,
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    assert!(stdout.contains("migrated legacy"), "{stdout}");
-    assert!(stdout.contains(&format!("migrated {TENANT}")), "{stdout}");
+backend_tests! {
+    async fn a_cli_user_without_roles_exists_but_gets_403(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let out = user_create(&app, TENANT, "norole", &[], PASSWORD);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_error(
+            app.login(Some(TENANT), "norole", PASSWORD).await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+}
+
+backend_tests! {
+    async fn cli_failures_are_one_line_non_zero_and_change_nothing(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let registry_before = std::fs::read_dir(&app.settings.tenants.dir)
+            .expect("dir")
+            .count();
+
+        let cases: Vec<Output> = vec![
+            tenant_create(&app, TENANT, None),
+            tenant_create(&app, "Bad_Id", None),
+            tenant_create(&app, "../escape", None),
+            tenant_create(&app, "badurl", Some("mysql://localhost/x".into())),
+            tenant_create(
+                &app,
+                "unreachable",
+                Some("postgres://nobody@127.0.0.1:1/vigia_unreachable".into()),
+            ),
+            user_create(&app, TENANT, "juan.perez", &["qf"], PASSWORD),
+            user_create(&app, TENANT, "bad user", &["qf"], PASSWORD),
+            user_create(&app, TENANT, "shorty", &["qf"], "12345"),
+            user_create(&app, TENANT, "badrole", &["Admin!"], PASSWORD),
+            user_create(&app, "ghost", "ana", &["qf"], PASSWORD),
+        ];
+        for out in cases {
+            assert!(!out.status.success());
+            let err = text(&out.stderr);
+            assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+            assert!(err.starts_with("vigia: error: "), "{err:?}");
+        }
+
+        assert_eq!(
+            std::fs::read_dir(&app.settings.tenants.dir)
+                .expect("dir")
+                .count(),
+            registry_before
+        );
+        assert!(
+            !app.data_dir()
+                .join("tenants")
+                .join("unreachable.db")
+                .exists()
+        );
+        assert!(!app.data_dir().join("tenants").join("badurl.db").exists());
+        assert_eq!(
+            app.login(Some(TENANT), "juan.perez", PASSWORD)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+}
+
+backend_tests! {
+    async fn migrate_reports_every_scope(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let out = run(
+            {
+                let mut c = app.cli();
+                c.arg("migrate");
+                c
+            },
+            None,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(stdout.contains("migrated legacy"), "{stdout}");
+        assert!(stdout.contains(&format!("migrated {TENANT}")), "{stdout}");
+    }
 }
 
 #[test]

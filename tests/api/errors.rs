@@ -1,44 +1,46 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{TENANT, assert_error, spawn_app};
+use crate::helpers::{TENANT, assert_error, backend_tests, spawn_app};
 
-#[tokio::test]
-async fn unknown_routes_and_wrong_methods_use_the_error_shape() {
-    let app = spawn_app().await;
-    assert_error(
-        app.get("/api/v1/nope").send().await.expect("sent"),
-        StatusCode::NOT_FOUND,
-    )
-    .await;
-    assert_error(
-        app.get("/api/v1/auth/login").send().await.expect("sent"),
-        StatusCode::METHOD_NOT_ALLOWED,
-    )
-    .await;
+backend_tests! {
+    async fn unknown_routes_and_wrong_methods_use_the_error_shape(backend) {
+        let app = spawn_app(backend.clone()).await;
+        assert_error(
+            app.get("/api/v1/nope").send().await.expect("sent"),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_error(
+            app.get("/api/v1/auth/login").send().await.expect("sent"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        )
+        .await;
+    }
 }
 
-#[tokio::test]
-async fn oversized_bodies_are_413_whether_declared_or_chunked() {
-    let app = spawn_app().await;
-    let big = "x".repeat(64 * 1024);
-    let declared = app
-        .post("/api/v1/auth/login")
-        .header("X-Tenant", TENANT)
-        .form(&[("username", big.as_str()), ("password", "SecurePass123")])
-        .send()
-        .await
-        .expect("sent");
-    assert_error(declared, StatusCode::PAYLOAD_TOO_LARGE).await;
+backend_tests! {
+    async fn oversized_bodies_are_413_whether_declared_or_chunked(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let big = "x".repeat(64 * 1024);
+        let declared = app
+            .post("/api/v1/auth/login")
+            .header("X-Tenant", TENANT)
+            .form(&[("username", big.as_str()), ("password", "SecurePass123")])
+            .send()
+            .await
+            .expect("sent");
+        assert_error(declared, StatusCode::PAYLOAD_TOO_LARGE).await;
 
-    let stream = futures_stream(big.into_bytes());
-    let chunked = app
-        .post("/api/v1/auth/change-password")
-        .header("Content-Type", "application/json")
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .expect("sent");
-    assert_error(chunked, StatusCode::PAYLOAD_TOO_LARGE).await;
+        let stream = futures_stream(big.into_bytes());
+        let chunked = app
+            .post("/api/v1/auth/change-password")
+            .header("Content-Type", "application/json")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .expect("sent");
+        assert_error(chunked, StatusCode::PAYLOAD_TOO_LARGE).await;
+    }
 }
 
 fn futures_stream(
@@ -52,44 +54,46 @@ fn futures_stream(
     )
 }
 
-#[tokio::test]
-async fn health_and_readiness_answer() {
-    let app = spawn_app().await;
-    for path in ["/healthz", "/readyz"] {
-        let resp = app.get(path).send().await.expect("sent");
-        assert_eq!(resp.status(), StatusCode::OK, "{path}");
-        assert_eq!(
-            resp.json::<serde_json::Value>().await.expect("json")["status"],
-            "ok"
-        );
+backend_tests! {
+    async fn health_and_readiness_answer(backend) {
+        let app = spawn_app(backend.clone()).await;
+        for path in ["/healthz", "/readyz"] {
+            let resp = app.get(path).send().await.expect("sent");
+            assert_eq!(resp.status(), StatusCode::OK, "{path}");
+            assert_eq!(
+                resp.json::<serde_json::Value>().await.expect("json")["status"],
+                "ok"
+            );
+        }
     }
 }
 
-#[tokio::test]
-async fn sql_injection_strings_are_just_data() {
-    let app = spawn_app().await;
-    for hostile in [
-        "' OR '1'='1",
-        "juan.perez' --",
-        "\" OR 1=1; DROP TABLE users; --",
-        "juan.perez@example.com' OR 'a'='a",
-    ] {
-        assert_error(
-            app.login(Some(TENANT), hostile, "' OR '1'='1").await,
-            StatusCode::UNAUTHORIZED,
-        )
-        .await;
-        assert_error(
-            app.reset_password(Some(TENANT), None, hostile, "NewPassword123")
-                .await,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+backend_tests! {
+    async fn sql_injection_strings_are_just_data(backend) {
+        let app = spawn_app(backend.clone()).await;
+        for hostile in [
+            "' OR '1'='1",
+            "juan.perez' --",
+            "\" OR 1=1; DROP TABLE users; --",
+            "juan.perez@example.com' OR 'a'='a",
+        ] {
+            assert_error(
+                app.login(Some(TENANT), hostile, "' OR '1'='1").await,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await;
+            assert_error(
+                app.reset_password(Some(TENANT), None, hostile, "NewPassword123")
+                    .await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+        assert_eq!(
+            app.login(Some(TENANT), "juan.perez", "SecurePass123")
+                .await
+                .status(),
+            StatusCode::OK
+        );
     }
-    assert_eq!(
-        app.login(Some(TENANT), "juan.perez", "SecurePass123")
-            .await
-            .status(),
-        StatusCode::OK
-    );
 }

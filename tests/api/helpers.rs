@@ -27,13 +27,68 @@ pub const PASSWORD: &str = "SecurePass123";
 pub const TENANT: &str = "acme";
 pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789abcdef";
 
-/// Postgres server for the Postgres run of the suite, when configured.
-pub fn postgres_base() -> Option<String> {
-    std::env::var("VIGIA_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-        .map(|u| u.trim_end_matches('/').to_owned())
+/// Which database server a test's databases (legacy and tenants) live on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// `postgres://user@host:port` (no database): each test makes its own databases there.
+    Postgres(String),
 }
+
+impl Backend {
+    /// The Postgres server of the Postgres run, when `VIGIA_TEST_POSTGRES_URL` names one.
+    pub fn postgres() -> Option<Self> {
+        std::env::var("VIGIA_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| Self::Postgres(u.trim_end_matches('/').to_owned()))
+    }
+
+    fn postgres_base(&self) -> Option<&str> {
+        match self {
+            Backend::Sqlite => None,
+            Backend::Postgres(base) => Some(base),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Declares each test twice, `<name>::sqlite` and `<name>::postgres`, passing the backend to
+/// the body. The Postgres variant runs when `VIGIA_TEST_POSTGRES_URL` is set (CI sets it) and
+/// otherwise reports itself skipped.
+macro_rules! backend_tests {
+    ($( $(#[doc = $doc:literal])* async fn $name:ident($backend:ident) $body:block )*) => {
+        $(
+            $(#[doc = $doc])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn test_body($backend: crate::helpers::Backend) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    test_body(crate::helpers::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    match crate::helpers::Backend::postgres() {
+                        Some(backend) => test_body(backend).await,
+                        None => eprintln!("skipped: set VIGIA_TEST_POSTGRES_URL to run on Postgres"),
+                    }
+                }
+            }
+        )*
+    };
+}
+pub(crate) use backend_tests;
 
 /// A hash of [`PASSWORD`] at the configured parameters, computed once per test binary.
 async fn password_hash(settings: &Settings) -> String {
@@ -125,6 +180,7 @@ impl UserSpec {
 
 /// Options for [`spawn_app_with`].
 pub struct AppOptions {
+    pub backend: Backend,
     /// Extra configuration keys, e.g. `("environment", "production")`.
     pub overrides: Vec<(String, String)>,
     /// Provision tenant [`TENANT`] with [`UserSpec::juan`] before starting (so no demo is seeded).
@@ -134,6 +190,7 @@ pub struct AppOptions {
 impl Default for AppOptions {
     fn default() -> Self {
         Self {
+            backend: Backend::Sqlite,
             overrides: Vec::new(),
             fixture: true,
         }
@@ -147,6 +204,7 @@ pub struct TestApp {
     pub settings: Settings,
     /// Holds the data and registry directories; removed on drop.
     pub dir: tempfile::TempDir,
+    pub backend: Backend,
     /// Unique per test; prefixes Postgres database names.
     pub run_id: String,
     /// Postgres databases this test made, dropped on drop.
@@ -155,8 +213,13 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(AppOptions::default()).await
+/// The server over a fresh directory, with tenant [`TENANT`] and user juan.perez on `backend`.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(AppOptions {
+        backend,
+        ..Default::default()
+    })
+    .await
 }
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
@@ -171,7 +234,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         ("jwt.secret".into(), SECRET.into()),
     ];
     let mut pg_databases = Vec::new();
-    if let Some(base) = postgres_base() {
+    if let Some(base) = options.backend.postgres_base() {
         let name = format!("vigia_t_{run_id}_legacy");
         overrides.push(("legacy.database_url".into(), format!("{base}/{name}")));
         pg_databases.push(name);
@@ -188,13 +251,14 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         port: 0,
         client: Client::new(),
         settings: settings.clone(),
+        backend: options.backend.clone(),
         dir,
         run_id,
         pg_databases: std::sync::Mutex::new(pg_databases),
         shutdown: None,
         server: None,
     };
-    if postgres_base().is_some() {
+    if options.backend.postgres_base().is_some() {
         let url = DatabaseUrl::parse(settings.legacy_database_url().expose_secret()).expect("url");
         let (store, _) = store::create_database(&url, &PoolSettings::from(&settings.database))
             .await
@@ -226,7 +290,7 @@ impl TestApp {
 
     /// The database URL a new tenant gets on this test's backend.
     pub fn tenant_database_url(&self, id: &str) -> Option<String> {
-        postgres_base().map(|base| {
+        self.backend.postgres_base().map(|base| {
             let name = format!("vigia_t_{}_{}", self.run_id, id.replace('-', "_"));
             self.pg_databases.lock().expect("lock").push(name.clone());
             format!("{base}/{name}")
@@ -406,7 +470,10 @@ impl Drop for TestApp {
         }
         let names =
             std::mem::take(&mut *self.pg_databases.lock().unwrap_or_else(|e| e.into_inner()));
-        if let (Some(base), false) = (postgres_base(), names.is_empty()) {
+        if let (Some(base), false) = (
+            self.backend.postgres_base().map(str::to_owned),
+            names.is_empty(),
+        ) {
             // Drop runs inside the test's runtime: clean up on a thread with its own.
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()

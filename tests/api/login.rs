@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{PASSWORD, TENANT, UserSpec, assert_error, spawn_app};
+use crate::helpers::{PASSWORD, TENANT, UserSpec, assert_error, backend_tests, spawn_app};
 
 fn claims_of(token: &str) -> (Value, Value) {
     use base64::Engine;
@@ -17,156 +17,177 @@ fn claims_of(token: &str) -> (Value, Value) {
     (header, claims)
 }
 
-#[tokio::test]
-async fn login_by_email_returns_a_bearer_token_and_the_user_summary() {
-    let app = spawn_app().await;
+backend_tests! {
+    async fn login_by_email_returns_a_bearer_token_and_the_user_summary(backend) {
+        let app = spawn_app(backend.clone()).await;
 
-    let resp = app
-        .login(Some(TENANT), "juan.perez@example.com", PASSWORD)
-        .await;
+        let resp = app
+            .login(Some(TENANT), "juan.perez@example.com", PASSWORD)
+            .await;
 
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["cache-control"], "no-store");
-    let body: Value = resp.json().await.expect("json");
-    assert_eq!(body["token_type"], "bearer");
-    let user = &body["user"];
-    assert_eq!(user["username"], "juan.perez");
-    assert_eq!(user["email"], "juan.perez@example.com");
-    assert_eq!(user["role"], "admin");
-    assert_eq!(user["roles"], serde_json::json!(["admin", "qf"]));
-    assert!(user["id"].is_i64());
-    let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
-    assert_eq!(keys, ["access_token", "token_type", "user"]);
-}
-
-#[tokio::test]
-async fn username_and_email_match_case_insensitively() {
-    let app = spawn_app().await;
-    for login in ["juan.perez", "JUAN.PEREZ", "Juan.Perez@Example.COM"] {
-        let resp = app.login(Some(TENANT), login, PASSWORD).await;
-        assert_eq!(resp.status(), StatusCode::OK, "{login}");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["token_type"], "bearer");
+        let user = &body["user"];
+        assert_eq!(user["username"], "juan.perez");
+        assert_eq!(user["email"], "juan.perez@example.com");
+        assert_eq!(user["role"], "admin");
+        assert_eq!(user["roles"], serde_json::json!(["admin", "qf"]));
+        assert!(user["id"].is_i64());
+        let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["access_token", "token_type", "user"]);
     }
 }
 
-#[tokio::test]
-async fn tokens_carry_the_contract_claims() {
-    let app = spawn_app().await;
-    let token = app.token(Some(TENANT), "juan.perez").await;
-
-    let (header, claims) = claims_of(&token);
-
-    assert_eq!(header["alg"], "HS256");
-    for claim in [
-        "sub", "uid", "username", "email", "role", "roles", "tenant", "trace", "iat", "exp", "jti",
-    ] {
-        assert!(claims.get(claim).is_some(), "claim {claim} missing");
+backend_tests! {
+    async fn username_and_email_match_case_insensitively(backend) {
+        let app = spawn_app(backend.clone()).await;
+        for login in ["juan.perez", "JUAN.PEREZ", "Juan.Perez@Example.COM"] {
+            let resp = app.login(Some(TENANT), login, PASSWORD).await;
+            assert_eq!(resp.status(), StatusCode::OK, "{login}");
+        }
     }
-    assert_eq!(claims["sub"], claims["uid"].to_string());
-    assert_eq!(claims["tenant"], TENANT);
-    assert_eq!(claims["role"], "admin");
-    let ttl = claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat");
-    assert_eq!(ttl, 480 * 60);
-    let other = app.token(Some(TENANT), "juan.perez").await;
-    assert_ne!(
-        claims_of(&other).1["jti"],
-        claims["jti"],
-        "every token has its own jti"
-    );
 }
 
-#[tokio::test]
-async fn an_unknown_user_and_a_wrong_password_answer_alike() {
-    let app = spawn_app().await;
+backend_tests! {
+    async fn tokens_carry_the_contract_claims(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let token = app.token(Some(TENANT), "juan.perez").await;
 
-    let wrong = assert_error(
-        app.login(Some(TENANT), "juan.perez", "WrongPass123").await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    let unknown = assert_error(
-        app.login(Some(TENANT), "nobody", PASSWORD).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+        let (header, claims) = claims_of(&token);
 
-    assert_eq!(wrong, unknown);
+        assert_eq!(header["alg"], "HS256");
+        for claim in [
+            "sub", "uid", "username", "email", "role", "roles", "tenant", "trace", "iat", "exp", "jti",
+        ] {
+            assert!(claims.get(claim).is_some(), "claim {claim} missing");
+        }
+        assert_eq!(claims["sub"], claims["uid"].to_string());
+        assert_eq!(claims["tenant"], TENANT);
+        assert_eq!(claims["role"], "admin");
+        let ttl = claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat");
+        assert_eq!(ttl, 480 * 60);
+        let other = app.token(Some(TENANT), "juan.perez").await;
+        assert_ne!(
+            claims_of(&other).1["jti"],
+            claims["jti"],
+            "every token has its own jti"
+        );
+    }
 }
 
-#[tokio::test]
-async fn inactive_and_roleless_users_get_403_only_with_the_right_password() {
-    let app = spawn_app().await;
-    app.create_user(Some(TENANT), UserSpec::new("sleeper").inactive())
-        .await;
-    app.create_user(Some(TENANT), UserSpec::new("noroles").roles(&[]))
-        .await;
+backend_tests! {
+    async fn an_unknown_user_and_a_wrong_password_answer_alike(backend) {
+        let app = spawn_app(backend.clone()).await;
 
-    for user in ["sleeper", "noroles"] {
-        assert_error(
-            app.login(Some(TENANT), user, "WrongPass123").await,
+        let wrong = assert_error(
+            app.login(Some(TENANT), "juan.perez", "WrongPass123").await,
             StatusCode::UNAUTHORIZED,
         )
         .await;
-        assert_error(
-            app.login(Some(TENANT), user, PASSWORD).await,
-            StatusCode::FORBIDDEN,
+        let unknown = assert_error(
+            app.login(Some(TENANT), "nobody", PASSWORD).await,
+            StatusCode::UNAUTHORIZED,
         )
         .await;
+
+        assert_eq!(wrong, unknown);
     }
 }
 
-#[tokio::test]
-async fn login_role_prefers_admin_while_whoami_gives_the_first_role() {
-    let app = spawn_app().await;
-    app.create_user(
-        Some(TENANT),
-        UserSpec::new("maria").roles(&["qf", "evaluator", "admin"]),
-    )
-    .await;
+backend_tests! {
+    async fn inactive_and_roleless_users_get_403_only_with_the_right_password(backend) {
+        let app = spawn_app(backend.clone()).await;
+        app.create_user(Some(TENANT), UserSpec::new("sleeper").inactive())
+            .await;
+        app.create_user(Some(TENANT), UserSpec::new("noroles").roles(&[]))
+            .await;
 
-    let resp = app.login(Some(TENANT), "maria", PASSWORD).await;
-    let body: Value = resp.json().await.expect("json");
-    assert_eq!(body["user"]["role"], "admin");
-    assert_eq!(
-        body["user"]["roles"],
-        serde_json::json!(["qf", "evaluator", "admin"])
-    );
-
-    let token = body["access_token"].as_str().expect("token");
-    let who: Value = app
-        .whoami(token, Some(TENANT))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(who["role"], "qf");
-    let me: Value = app
-        .me(token, Some(TENANT))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(me["role"], "admin");
+        for user in ["sleeper", "noroles"] {
+            assert_error(
+                app.login(Some(TENANT), user, "WrongPass123").await,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await;
+            assert_error(
+                app.login(Some(TENANT), user, PASSWORD).await,
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+        }
+    }
 }
 
-#[tokio::test]
-async fn malformed_login_forms_are_422() {
-    let app = spawn_app().await;
-    let cases: Vec<Vec<(&str, &str)>> = vec![
-        vec![("username", "juan.perez")],
-        vec![("password", PASSWORD)],
-        vec![("username", ""), ("password", PASSWORD)],
-        vec![("username", "juan.perez"), ("password", "12345")],
-        vec![
-            ("username", "juan.perez"),
-            ("password", PASSWORD),
-            ("grant_type", "client_credentials"),
-        ],
-    ];
-    for form in cases {
+backend_tests! {
+    async fn login_role_prefers_admin_while_whoami_gives_the_first_role(backend) {
+        let app = spawn_app(backend.clone()).await;
+        app.create_user(
+            Some(TENANT),
+            UserSpec::new("maria").roles(&["qf", "evaluator", "admin"]),
+        )
+        .await;
+
+        let resp = app.login(Some(TENANT), "maria", PASSWORD).await;
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["user"]["role"], "admin");
+        assert_eq!(
+            body["user"]["roles"],
+            serde_json::json!(["qf", "evaluator", "admin"])
+        );
+
+        let token = body["access_token"].as_str().expect("token");
+        let who: Value = app
+            .whoami(token, Some(TENANT))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(who["role"], "qf");
+        let me: Value = app
+            .me(token, Some(TENANT))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(me["role"], "admin");
+    }
+}
+
+backend_tests! {
+    async fn malformed_login_forms_are_422(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            vec![("username", "juan.perez")],
+            vec![("password", PASSWORD)],
+            vec![("username", ""), ("password", PASSWORD)],
+            vec![("username", "juan.perez"), ("password", "12345")],
+            vec![
+                ("username", "juan.perez"),
+                ("password", PASSWORD),
+                ("grant_type", "client_credentials"),
+            ],
+        ];
+        for form in cases {
+            let resp = app
+                .post("/api/v1/auth/login")
+                .header("X-Tenant", TENANT)
+                .form(&form)
+                .send()
+                .await
+                .expect("sent");
+            assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    }
+}
+
+backend_tests! {
+    async fn a_json_login_body_is_422(backend) {
+        let app = spawn_app(backend.clone()).await;
         let resp = app
             .post("/api/v1/auth/login")
             .header("X-Tenant", TENANT)
-            .form(&form)
+            .json(&serde_json::json!({"username": "juan.perez", "password": PASSWORD}))
             .send()
             .await
             .expect("sent");
@@ -174,46 +195,35 @@ async fn malformed_login_forms_are_422() {
     }
 }
 
-#[tokio::test]
-async fn a_json_login_body_is_422() {
-    let app = spawn_app().await;
-    let resp = app
-        .post("/api/v1/auth/login")
-        .header("X-Tenant", TENANT)
-        .json(&serde_json::json!({"username": "juan.perez", "password": PASSWORD}))
-        .send()
-        .await
-        .expect("sent");
-    assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY).await;
+backend_tests! {
+    async fn oauth2_client_extras_are_accepted_and_ignored(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let resp = app
+            .post("/api/v1/auth/login")
+            .header("X-Tenant", TENANT)
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "juan.perez"),
+                ("password", PASSWORD),
+                ("scope", ""),
+                ("client_id", "swagger"),
+                ("client_secret", ""),
+            ])
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
 }
 
-#[tokio::test]
-async fn oauth2_client_extras_are_accepted_and_ignored() {
-    let app = spawn_app().await;
-    let resp = app
-        .post("/api/v1/auth/login")
-        .header("X-Tenant", TENANT)
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "juan.perez"),
-            ("password", PASSWORD),
-            ("scope", ""),
-            ("client_id", "swagger"),
-            ("client_secret", ""),
-        ])
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(resp.status(), StatusCode::OK);
-}
-
-#[tokio::test]
-async fn an_unknown_tenant_is_404() {
-    let app = spawn_app().await;
-    assert_error(
-        app.login(Some("no-such-tenant"), "juan.perez", PASSWORD)
-            .await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+backend_tests! {
+    async fn an_unknown_tenant_is_404(backend) {
+        let app = spawn_app(backend.clone()).await;
+        assert_error(
+            app.login(Some("no-such-tenant"), "juan.perez", PASSWORD)
+                .await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
 }

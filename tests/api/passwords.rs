@@ -2,204 +2,211 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    AppOptions, PASSWORD, TENANT, UserSpec, assert_error, spawn_app, spawn_app_with,
+    AppOptions, PASSWORD, TENANT, UserSpec, assert_error, backend_tests, spawn_app, spawn_app_with,
 };
 
-#[tokio::test]
-async fn a_changed_password_replaces_the_old_one() {
-    let app = spawn_app().await;
-    let token = app.token(Some(TENANT), "juan.perez").await;
+backend_tests! {
+    async fn a_changed_password_replaces_the_old_one(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let token = app.token(Some(TENANT), "juan.perez").await;
 
-    let resp = app
-        .change_password(&token, PASSWORD, "NewSecurePass456")
-        .await;
+        let resp = app
+            .change_password(&token, PASSWORD, "NewSecurePass456")
+            .await;
 
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        resp.json::<Value>().await.expect("json"),
-        serde_json::json!({"success": true})
-    );
-    assert_error(
-        app.login(Some(TENANT), "juan.perez", PASSWORD).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    assert_eq!(
-        app.login(Some(TENANT), "juan.perez", "NewSecurePass456")
-            .await
-            .status(),
-        StatusCode::OK
-    );
-}
-
-#[tokio::test]
-async fn change_password_checks_the_current_one_and_the_new_ones_length() {
-    let app = spawn_app().await;
-    let token = app.token(Some(TENANT), "juan.perez").await;
-
-    assert_error(
-        app.change_password(&token, "WrongPass123", "NewSecurePass456")
-            .await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    assert_error(
-        app.change_password(&token, PASSWORD, "short").await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert_error(
-        app.change_password(&token, PASSWORD, PASSWORD).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    let missing = app
-        .post("/api/v1/auth/change-password")
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"current_password": PASSWORD}))
-        .send()
-        .await
-        .expect("sent");
-    assert_error(missing, StatusCode::UNPROCESSABLE_ENTITY).await;
-    // Nothing changed.
-    assert_eq!(
-        app.login(Some(TENANT), "juan.perez", PASSWORD)
-            .await
-            .status(),
-        StatusCode::OK
-    );
-}
-
-#[tokio::test]
-async fn change_password_needs_a_token() {
-    let app = spawn_app().await;
-    let resp = app
-        .post("/api/v1/auth/change-password")
-        .json(
-            &serde_json::json!({"current_password": PASSWORD, "new_password": "NewSecurePass456"}),
-        )
-        .send()
-        .await
-        .expect("sent");
-    assert_error(resp, StatusCode::UNAUTHORIZED).await;
-}
-
-#[tokio::test]
-async fn reset_password_is_open_in_development() {
-    let app = spawn_app().await;
-
-    let resp = app
-        .reset_password(
-            Some(TENANT),
-            None,
-            "Juan.Perez@example.com",
-            "NewPassword123",
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.json::<Value>().await.expect("json"),
+            serde_json::json!({"success": true})
+        );
+        assert_error(
+            app.login(Some(TENANT), "juan.perez", PASSWORD).await,
+            StatusCode::UNAUTHORIZED,
         )
         .await;
-
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body: Value = resp.json().await.expect("json");
-    assert_eq!(
-        body,
-        serde_json::json!({"email": "juan.perez@example.com", "tenant": TENANT, "success": true})
-    );
-    assert_eq!(
-        app.login(Some(TENANT), "juan.perez", "NewPassword123")
-            .await
-            .status(),
-        StatusCode::OK
-    );
+        assert_eq!(
+            app.login(Some(TENANT), "juan.perez", "NewSecurePass456")
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
 }
 
-#[tokio::test]
-async fn reset_password_needs_a_tenant_a_known_email_and_a_valid_password() {
-    let app = spawn_app().await;
-    assert_error(
-        app.reset_password(None, None, "juan.perez@example.com", "NewPassword123")
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert_error(
-        app.reset_password(Some(TENANT), None, "nobody@example.com", "NewPassword123")
-            .await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
-    assert_error(
-        app.reset_password(Some(TENANT), None, "juan.perez@example.com", "short")
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert_error(
-        app.reset_password(Some(TENANT), None, "not-an-email", "NewPassword123")
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert_error(
-        app.reset_password(
-            Some("ghost"),
-            None,
-            "juan.perez@example.com",
-            "NewPassword123",
+backend_tests! {
+    async fn change_password_checks_the_current_one_and_the_new_ones_length(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let token = app.token(Some(TENANT), "juan.perez").await;
+
+        assert_error(
+            app.change_password(&token, "WrongPass123", "NewSecurePass456")
+                .await,
+            StatusCode::UNAUTHORIZED,
         )
-        .await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+        .await;
+        assert_error(
+            app.change_password(&token, PASSWORD, "short").await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_error(
+            app.change_password(&token, PASSWORD, PASSWORD).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        let missing = app
+            .post("/api/v1/auth/change-password")
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"current_password": PASSWORD}))
+            .send()
+            .await
+            .expect("sent");
+        assert_error(missing, StatusCode::UNPROCESSABLE_ENTITY).await;
+        // Nothing changed.
+        assert_eq!(
+            app.login(Some(TENANT), "juan.perez", PASSWORD)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
 }
 
-#[tokio::test]
-async fn in_production_reset_password_needs_an_admin_of_the_same_tenant() {
-    let app = spawn_app_with(AppOptions {
-        overrides: vec![("environment".into(), "production".into())],
-        ..Default::default()
-    })
-    .await;
-    app.create_user(Some(TENANT), UserSpec::new("ana").roles(&["qf"]))
-        .await;
-    app.provision_tenant("other").await;
-    app.create_user(Some("other"), UserSpec::new("boss").roles(&["admin"]))
-        .await;
-    let qf = app.token(Some(TENANT), "ana").await;
-    let foreign_admin = app.token(Some("other"), "boss").await;
-    let admin = app.token(Some(TENANT), "juan.perez").await;
-    let target = "ana@example.com";
-
-    assert_error(
-        app.reset_password(Some(TENANT), None, target, "NewPassword123")
-            .await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    assert_error(
-        app.reset_password(Some(TENANT), Some(&qf), target, "NewPassword123")
-            .await,
-        StatusCode::FORBIDDEN,
-    )
-    .await;
-    assert_error(
-        app.reset_password(Some(TENANT), Some(&foreign_admin), target, "NewPassword123")
-            .await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    assert_eq!(
-        app.login(Some(TENANT), "ana", PASSWORD).await.status(),
-        StatusCode::OK,
-        "refused resets change nothing"
-    );
-
-    let resp = app
-        .reset_password(Some(TENANT), Some(&admin), target, "NewPassword123")
-        .await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(
-        app.login(Some(TENANT), "ana", "NewPassword123")
+backend_tests! {
+    async fn change_password_needs_a_token(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let resp = app
+            .post("/api/v1/auth/change-password")
+            .json(
+                &serde_json::json!({"current_password": PASSWORD, "new_password": "NewSecurePass456"}),
+            )
+            .send()
             .await
-            .status(),
-        StatusCode::OK
-    );
+            .expect("sent");
+        assert_error(resp, StatusCode::UNAUTHORIZED).await;
+    }
+}
+
+backend_tests! {
+    async fn reset_password_is_open_in_development(backend) {
+        let app = spawn_app(backend.clone()).await;
+
+        let resp = app
+            .reset_password(
+                Some(TENANT),
+                None,
+                "Juan.Perez@example.com",
+                "NewPassword123",
+            )
+            .await;
+
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(
+            body,
+            serde_json::json!({"email": "juan.perez@example.com", "tenant": TENANT, "success": true})
+        );
+        assert_eq!(
+            app.login(Some(TENANT), "juan.perez", "NewPassword123")
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+}
+
+backend_tests! {
+    async fn reset_password_needs_a_tenant_a_known_email_and_a_valid_password(backend) {
+        let app = spawn_app(backend.clone()).await;
+        assert_error(
+            app.reset_password(None, None, "juan.perez@example.com", "NewPassword123")
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_error(
+            app.reset_password(Some(TENANT), None, "nobody@example.com", "NewPassword123")
+                .await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_error(
+            app.reset_password(Some(TENANT), None, "juan.perez@example.com", "short")
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_error(
+            app.reset_password(Some(TENANT), None, "not-an-email", "NewPassword123")
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_error(
+            app.reset_password(
+                Some("ghost"),
+                None,
+                "juan.perez@example.com",
+                "NewPassword123",
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+}
+
+backend_tests! {
+    async fn in_production_reset_password_needs_an_admin_of_the_same_tenant(backend) {
+        let app = spawn_app_with(AppOptions {
+            backend: backend.clone(),
+            overrides: vec![("environment".into(), "production".into())],
+            ..Default::default()
+        })
+        .await;
+        app.create_user(Some(TENANT), UserSpec::new("ana").roles(&["qf"]))
+            .await;
+        app.provision_tenant("other").await;
+        app.create_user(Some("other"), UserSpec::new("boss").roles(&["admin"]))
+            .await;
+        let qf = app.token(Some(TENANT), "ana").await;
+        let foreign_admin = app.token(Some("other"), "boss").await;
+        let admin = app.token(Some(TENANT), "juan.perez").await;
+        let target = "ana@example.com";
+
+        assert_error(
+            app.reset_password(Some(TENANT), None, target, "NewPassword123")
+                .await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        assert_error(
+            app.reset_password(Some(TENANT), Some(&qf), target, "NewPassword123")
+                .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert_error(
+            app.reset_password(Some(TENANT), Some(&foreign_admin), target, "NewPassword123")
+                .await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        assert_eq!(
+            app.login(Some(TENANT), "ana", PASSWORD).await.status(),
+            StatusCode::OK,
+            "refused resets change nothing"
+        );
+
+        let resp = app
+            .reset_password(Some(TENANT), Some(&admin), target, "NewPassword123")
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            app.login(Some(TENANT), "ana", "NewPassword123")
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
 }

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{backend_tests, spawn_app};
 
 #[test]
 fn the_committed_spec_matches_the_code() {
@@ -65,18 +65,19 @@ fn every_operation_is_described_with_its_error_responses() {
     );
 }
 
-#[tokio::test]
-async fn the_server_serves_the_spec_and_swagger_ui() {
-    let app = spawn_app().await;
-    let spec = app.get("/openapi.json").send().await.expect("sent");
-    assert_eq!(spec.status(), StatusCode::OK);
-    let served: Value = spec.json().await.expect("json");
-    assert_eq!(
-        served,
-        serde_json::from_str::<Value>(&vigia::api::spec_json()).expect("json")
-    );
+backend_tests! {
+    async fn the_server_serves_the_spec_and_swagger_ui(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let spec = app.get("/openapi.json").send().await.expect("sent");
+        assert_eq!(spec.status(), StatusCode::OK);
+        let served: Value = spec.json().await.expect("json");
+        assert_eq!(
+            served,
+            serde_json::from_str::<Value>(&vigia::api::spec_json()).expect("json")
+        );
 
-    let docs = app.get("/docs").send().await.expect("sent");
-    assert_eq!(docs.status(), StatusCode::OK);
-    assert!(docs.text().await.expect("html").contains("swagger"));
+        let docs = app.get("/docs").send().await.expect("sent");
+        assert_eq!(docs.status(), StatusCode::OK);
+        assert!(docs.text().await.expect("html").contains("swagger"));
+    }
 }

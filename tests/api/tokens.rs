@@ -8,7 +8,7 @@ use vigia::{
     tenancy::ServerSecret,
 };
 
-use crate::helpers::{SECRET, TENANT, TestApp, UserSpec, assert_error, spawn_app};
+use crate::helpers::{SECRET, TENANT, TestApp, UserSpec, assert_error, backend_tests, spawn_app};
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -43,145 +43,153 @@ fn sign(claims: &Value, scope: &Scope) -> String {
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key_of(scope)).expect("signed")
 }
 
-#[tokio::test]
-async fn a_token_forged_with_the_right_derived_key_is_accepted() {
-    // Guards the other tests in this file: their refusals come from what they change.
-    let app = spawn_app().await;
-    let token = sign(&claims(&app).await, &acme());
-    assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
-    assert_eq!(app.me(&token, None).await.status(), StatusCode::OK);
-}
-
-#[tokio::test]
-async fn expired_tokens_are_refused() {
-    let app = spawn_app().await;
-    let mut c = claims(&app).await;
-    c["iat"] = json!(now() - 7200);
-    c["exp"] = json!(now() - 3600);
-    let detail = assert_error(
-        app.me(&sign(&c, &acme()), Some(TENANT)).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    assert!(detail.to_lowercase().contains("expired"), "{detail}");
-}
-
-#[tokio::test]
-async fn tokens_missing_a_claim_are_refused() {
-    let app = spawn_app().await;
-    let full = claims(&app).await;
-    for claim in [
-        "sub", "uid", "username", "roles", "trace", "iat", "exp", "jti",
-    ] {
-        let mut c = full.clone();
-        c.as_object_mut().expect("object").remove(claim);
-        let resp = app.me(&sign(&c, &acme()), Some(TENANT)).await;
-        assert_error(resp, StatusCode::UNAUTHORIZED).await;
+backend_tests! {
+    async fn a_token_forged_with_the_right_derived_key_is_accepted(backend) {
+        // Guards the other tests in this file: their refusals come from what they change.
+        let app = spawn_app(backend.clone()).await;
+        let token = sign(&claims(&app).await, &acme());
+        assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
+        assert_eq!(app.me(&token, None).await.status(), StatusCode::OK);
     }
 }
 
-#[tokio::test]
-async fn tokens_signed_with_the_raw_secret_or_another_algorithm_are_refused() {
-    let app = spawn_app().await;
-    let c = claims(&app).await;
-    let raw = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &c,
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .expect("signed");
-    assert_error(app.me(&raw, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
-
-    let hs512 =
-        jsonwebtoken::encode(&Header::new(Algorithm::HS512), &c, &key_of(&acme())).expect("signed");
-    assert_error(app.me(&hs512, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
-
-    // alg "none": header and payload, empty signature.
-    use base64::Engine;
-    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-    let none = format!(
-        "{}.{}.",
-        b64(&json!({"alg": "none", "typ": "JWT"})),
-        b64(&c)
-    );
-    assert_error(app.me(&none, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
+backend_tests! {
+    async fn expired_tokens_are_refused(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let mut c = claims(&app).await;
+        c["iat"] = json!(now() - 7200);
+        c["exp"] = json!(now() - 3600);
+        let detail = assert_error(
+            app.me(&sign(&c, &acme()), Some(TENANT)).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        assert!(detail.to_lowercase().contains("expired"), "{detail}");
+    }
 }
 
-#[tokio::test]
-async fn tampered_tokens_are_refused() {
-    let app = spawn_app().await;
-    let token = app.token(Some(TENANT), "juan.perez").await;
-    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-    // Flip one character of the signature, then of the payload.
-    let flip = |s: &mut String| {
-        let c = if s.ends_with('A') { 'B' } else { 'A' };
-        s.pop();
-        s.push(c);
-    };
-    let mut sig = parts.clone();
-    flip(&mut sig[2]);
-    assert_error(
-        app.me(&sig.join("."), Some(TENANT)).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
-    flip(&mut parts[1]);
-    assert_error(
-        app.me(&parts.join("."), Some(TENANT)).await,
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
+backend_tests! {
+    async fn tokens_missing_a_claim_are_refused(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let full = claims(&app).await;
+        for claim in [
+            "sub", "uid", "username", "roles", "trace", "iat", "exp", "jti",
+        ] {
+            let mut c = full.clone();
+            c.as_object_mut().expect("object").remove(claim);
+            let resp = app.me(&sign(&c, &acme()), Some(TENANT)).await;
+            assert_error(resp, StatusCode::UNAUTHORIZED).await;
+        }
+    }
 }
 
-#[tokio::test]
-async fn garbage_authorization_headers_are_401_with_the_error_shape() {
-    let app = spawn_app().await;
-    for value in [
-        "",
-        "Bearer",
-        "Bearer ",
-        "Bearer x.y.z",
-        "Bearer ....",
-        "Basic anVhbjpwdw==",
-        "Token abc",
-        "Bearer \u{7f}",
-    ] {
-        let req = app.get("/api/v1/auth/me").header("X-Tenant", TENANT);
-        let req = match reqwest::header::HeaderValue::from_str(value) {
-            Ok(v) => req.header("Authorization", v),
-            Err(_) => req,
+backend_tests! {
+    async fn tokens_signed_with_the_raw_secret_or_another_algorithm_are_refused(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let c = claims(&app).await;
+        let raw = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &c,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("signed");
+        assert_error(app.me(&raw, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
+
+        let hs512 =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS512), &c, &key_of(&acme())).expect("signed");
+        assert_error(app.me(&hs512, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
+
+        // alg "none": header and payload, empty signature.
+        use base64::Engine;
+        let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let none = format!(
+            "{}.{}.",
+            b64(&json!({"alg": "none", "typ": "JWT"})),
+            b64(&c)
+        );
+        assert_error(app.me(&none, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
+    }
+}
+
+backend_tests! {
+    async fn tampered_tokens_are_refused(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let token = app.token(Some(TENANT), "juan.perez").await;
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        // Flip one character of the signature, then of the payload.
+        let flip = |s: &mut String| {
+            let c = if s.ends_with('A') { 'B' } else { 'A' };
+            s.pop();
+            s.push(c);
         };
-        let resp = req.send().await.expect("sent");
-        assert_error(resp, StatusCode::UNAUTHORIZED).await;
+        let mut sig = parts.clone();
+        flip(&mut sig[2]);
+        assert_error(
+            app.me(&sig.join("."), Some(TENANT)).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        flip(&mut parts[1]);
+        assert_error(
+            app.me(&parts.join("."), Some(TENANT)).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
     }
-    assert_error(
-        app.get("/api/v1/auth/me").send().await.expect("sent"),
-        StatusCode::UNAUTHORIZED,
-    )
-    .await;
 }
 
-#[tokio::test]
-async fn a_deleted_users_token_is_refused() {
-    let app = spawn_app().await;
-    let id = app.create_user(Some(TENANT), UserSpec::new("leaver")).await;
-    let token = app.token(Some(TENANT), "leaver").await;
-    assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
-
-    exec(&app, "DELETE FROM users WHERE id = $1", id).await;
-
-    assert_error(app.me(&token, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
+backend_tests! {
+    async fn garbage_authorization_headers_are_401_with_the_error_shape(backend) {
+        let app = spawn_app(backend.clone()).await;
+        for value in [
+            "",
+            "Bearer",
+            "Bearer ",
+            "Bearer x.y.z",
+            "Bearer ....",
+            "Basic anVhbjpwdw==",
+            "Token abc",
+            "Bearer \u{7f}",
+        ] {
+            let req = app.get("/api/v1/auth/me").header("X-Tenant", TENANT);
+            let req = match reqwest::header::HeaderValue::from_str(value) {
+                Ok(v) => req.header("Authorization", v),
+                Err(_) => req,
+            };
+            let resp = req.send().await.expect("sent");
+            assert_error(resp, StatusCode::UNAUTHORIZED).await;
+        }
+        assert_error(
+            app.get("/api/v1/auth/me").send().await.expect("sent"),
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    }
 }
 
-#[tokio::test]
-async fn a_deactivated_users_token_gets_403() {
-    let app = spawn_app().await;
-    let id = app.create_user(Some(TENANT), UserSpec::new("paused")).await;
-    let token = app.token(Some(TENANT), "paused").await;
+backend_tests! {
+    async fn a_deleted_users_token_is_refused(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let id = app.create_user(Some(TENANT), UserSpec::new("leaver")).await;
+        let token = app.token(Some(TENANT), "leaver").await;
+        assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
 
-    exec(&app, "UPDATE users SET is_active = FALSE WHERE id = $1", id).await;
+        exec(&app, "DELETE FROM users WHERE id = $1", id).await;
 
-    assert_error(app.me(&token, Some(TENANT)).await, StatusCode::FORBIDDEN).await;
+        assert_error(app.me(&token, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
+    }
+}
+
+backend_tests! {
+    async fn a_deactivated_users_token_gets_403(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let id = app.create_user(Some(TENANT), UserSpec::new("paused")).await;
+        let token = app.token(Some(TENANT), "paused").await;
+
+        exec(&app, "UPDATE users SET is_active = FALSE WHERE id = $1", id).await;
+
+        assert_error(app.me(&token, Some(TENANT)).await, StatusCode::FORBIDDEN).await;
+    }
 }
 
 /// Runs one statement against the tenant's database (what an admin tool would do).

@@ -1,0 +1,49 @@
+//! The API document's Python client, unchanged but for the base URL, against the demo.
+//! Runs when `VIGIA_TEST_PYTHON` is set (CI sets it and installs `requests`).
+
+use serde_json::Value;
+
+use crate::helpers::{AppOptions, Backend, spawn_app_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documents_python_flow_runs_unchanged_against_the_demo() {
+    if std::env::var_os("VIGIA_TEST_PYTHON").is_none() {
+        eprintln!("skipped: set VIGIA_TEST_PYTHON (needs python3 with requests)");
+        return;
+    }
+    let app = spawn_app_with(AppOptions {
+        backend: Backend::Sqlite,
+        fixture: false,
+        ..Default::default()
+    })
+    .await;
+    let script = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/seed/complete_flow.py"
+    ))
+    .expect("script")
+    .replace("https://api.vigia.com", &app.address)
+        + "\nimport json, sys\njson.dump({'login_status': login_response.status_code, 'user_info': user_info}, sys.stdout)\n";
+
+    let out = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .await
+        .expect("python3 runs");
+
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(result["login_status"], 200);
+    let me = &result["user_info"];
+    assert_eq!(me["username"], "juan.perez");
+    assert_eq!(me["email"], "juan.perez@example.com");
+    assert_eq!(me["role"], "admin");
+    assert_eq!(me["roles"], serde_json::json!(["admin", "qf"]));
+    assert_eq!(me["is_active"], true);
+    assert_eq!(me["empleado_id"], 456);
+}
