@@ -249,6 +249,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/vigia.example.toml");
+        let text = std::fs::read_to_string(path).expect("example config");
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .set_override("jwt.secret", "x".repeat(32))
+            .and_then(|b| b.build())
+            .and_then(|c| c.try_deserialize())
+            .expect("the example is valid");
+        assert_eq!(settings.environment, Environment::Production);
+        settings
+            .check()
+            .expect("the example passes the production checks");
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let s = Settings::from_overrides(&[("jwt.secret", "super-secret-value-0123456789abcdef")])
             .expect("parses");

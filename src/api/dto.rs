@@ -28,8 +28,11 @@ pub struct LoginForm {
 /// The user summary returned with a token.
 #[derive(Debug, Object)]
 pub struct LoginUser {
+    /// User ID within its tenant (or the legacy database).
     pub id: i64,
+    /// Login name.
     pub username: String,
+    /// E-mail address.
     pub email: String,
     /// Primary role: `admin` when assigned, else the first assigned role.
     pub role: String,
@@ -37,12 +40,14 @@ pub struct LoginUser {
     pub roles: Vec<String>,
 }
 
+/// A successful login.
 #[derive(Debug, Object)]
 pub struct TokenResponse {
     /// JWT (HS256) access token, valid for `jwt.ttl_minutes` (default 480 minutes, 8 hours).
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,
+    /// The authenticated user.
     pub user: LoginUser,
 }
 
@@ -65,11 +70,16 @@ impl TokenResponse {
 /// Module name to action name to allowed, e.g. `{"icsr": {"view": true}}`.
 pub type PermissionMap = BTreeMap<String, BTreeMap<String, bool>>;
 
+/// The authenticated user's full profile.
 #[derive(Debug, Object)]
 pub struct MeResponse {
+    /// User ID within its tenant (or the legacy database).
     pub id: i64,
+    /// E-mail address.
     pub email: String,
+    /// Login name.
     pub username: String,
+    /// Display name.
     pub full_name: Option<String>,
     /// Primary role: `admin` when assigned, else the first assigned role.
     pub role: String,
@@ -99,11 +109,16 @@ impl From<&User> for MeResponse {
     }
 }
 
+/// The authenticated user, without permissions.
 #[derive(Debug, Object)]
 pub struct WhoAmIResponse {
+    /// User ID within its tenant (or the legacy database).
     pub id: i64,
+    /// Login name.
     pub username: String,
+    /// E-mail address.
     pub email: String,
+    /// Display name.
     pub full_name: Option<String>,
     /// The first assigned role.
     pub role: String,
@@ -127,6 +142,7 @@ impl From<&User> for WhoAmIResponse {
     }
 }
 
+/// A password change by its owner.
 #[derive(Debug, Object)]
 pub struct ChangePasswordRequest {
     /// The current password, for verification.
@@ -136,12 +152,14 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
+/// The operation succeeded.
 #[derive(Debug, Object)]
 pub struct SuccessResponse {
     /// Always `true` on success.
     pub success: bool,
 }
 
+/// A password reset of another user, by e-mail.
 #[derive(Debug, Object)]
 pub struct ResetPasswordRequest {
     /// E-mail address of the user whose password is reset (case-insensitive).
@@ -151,6 +169,7 @@ pub struct ResetPasswordRequest {
     pub new_password: String,
 }
 
+/// Whose password was reset, and where.
 #[derive(Debug, Object)]
 pub struct ResetPasswordResponse {
     /// E-mail of the user whose password was reset.
@@ -161,6 +180,7 @@ pub struct ResetPasswordResponse {
     pub success: bool,
 }
 
+/// A probe's answer.
 #[derive(Debug, Object)]
 pub struct HealthResponse {
     /// `ok`.

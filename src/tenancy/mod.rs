@@ -170,8 +170,12 @@ impl Registry {
             .try_get_with_by_ref(id, self.load(id))
             .await
             .map_err(|e| (*e).clone());
-        if matches!(loaded, Err(TenancyError::Unknown)) {
-            self.absent.insert(id.clone(), ()).await;
+        match &loaded {
+            Err(TenancyError::Unknown) => self.absent.insert(id.clone(), ()).await,
+            // A pool was (probably) added: let the cache evict over-capacity pools now rather
+            // than at its next batch of maintenance, so open files stay within the bound.
+            Ok(_) => self.open.run_pending_tasks().await,
+            Err(_) => {}
         }
         loaded
     }

@@ -155,7 +155,7 @@ impl UserSpec {
         }
     }
 
-    async fn into_new_user(self, settings: &Settings) -> NewUser {
+    pub async fn into_new_user(self, settings: &Settings) -> NewUser {
         NewUser {
             username: Username::parse(&self.username).expect("valid username"),
             email: Email::parse(&self.email).expect("valid email"),

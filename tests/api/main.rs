@@ -8,6 +8,7 @@ mod errors;
 mod helpers;
 mod login;
 mod passwords;
+mod scale;
 mod seed_client;
 mod spec;
 mod tenancy;
