@@ -61,19 +61,62 @@ pub struct LegacySettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct JwtSettings {
-    /// `None` in development means a random secret generated once under `data_dir`.
-    pub secret: Option<SecretString>,
+    /// `None` in development means a random secret generated once under `data_dir`. Several
+    /// secrets (a TOML list, or one comma-separated string): the first signs, all verify.
+    pub secret: Option<JwtSecrets>,
     pub ttl_minutes: u64,
     /// Clock skew tolerated on `exp`.
     pub leeway_seconds: u64,
 }
 
+/// `jwt.secret` as written: one string (possibly comma-separated) or a list.
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum JwtSecrets {
+    One(SecretString),
+    Many(Vec<SecretString>),
+}
+
+impl JwtSecrets {
+    /// The secrets, newest (signing) first; empty entries dropped.
+    pub fn list(&self) -> Vec<Vec<u8>> {
+        let raw: Vec<&str> = match self {
+            JwtSecrets::One(s) => s.expose_secret().split(',').collect(),
+            JwtSecrets::Many(v) => v.iter().map(|s| s.expose_secret()).collect(),
+        };
+        raw.into_iter()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_bytes().to_vec())
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for JwtSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JwtSecrets([{} redacted])", self.list().len())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct SecuritySettings {
+    /// Failed logins within the window that lock an account.
     pub lockout_threshold: u32,
     pub lockout_window_minutes: u32,
+    /// How long a lock lasts; then the account unlocks by itself.
     pub lockout_minutes: u32,
+    /// Login attempts per client address per minute, all accounts together.
     pub login_attempts_per_ip_per_minute: u32,
+    /// Shortest new password, in characters (at least 6, the API document's minimum).
+    pub password_min_length: usize,
+    /// Passwords older than this must be reset before logging in; 0 = no aging (ASVS 2.1.10).
+    pub password_max_age_days: u32,
+    /// How long a user record is served from memory; writes in this process invalidate it at
+    /// once, so this bounds only how late other processes' changes are seen.
+    pub user_cache_millis: u64,
+    /// Take the client address from the last `X-Forwarded-For` entry (only behind a trusted
+    /// load balancer that sets it).
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +168,10 @@ lockout_threshold = 5
 lockout_window_minutes = 15
 lockout_minutes = 15
 login_attempts_per_ip_per_minute = 60
+password_min_length = 6
+password_max_age_days = 0
+user_cache_millis = 2000
+trust_forwarded_for = false
 
 [argon2]
 memory_kib = 19456
@@ -177,11 +224,32 @@ impl Settings {
     }
 
     fn check(&self) -> anyhow::Result<()> {
+        if let Some(secrets) = &self.jwt.secret
+            && secrets.list().is_empty()
+        {
+            bail!("jwt.secret is empty");
+        }
         if self.environment == Environment::Production {
-            match &self.jwt.secret {
-                Some(secret) if secret.expose_secret().len() >= 32 => {}
-                _ => bail!("production needs jwt.secret (VIGIA__JWT__SECRET) of at least 32 bytes"),
+            let secrets = self
+                .jwt
+                .secret
+                .as_ref()
+                .map(JwtSecrets::list)
+                .unwrap_or_default();
+            if secrets.is_empty() || secrets.iter().any(|s| s.len() < 32) {
+                bail!(
+                    "production needs jwt.secret (VIGIA__JWT__SECRET): every secret at least 32 bytes"
+                );
             }
+        }
+        if self.security.password_min_length < crate::domain::Password::MIN_CHARS {
+            bail!(
+                "security.password_min_length must be at least {}",
+                crate::domain::Password::MIN_CHARS
+            );
+        }
+        if self.security.lockout_threshold == 0 {
+            bail!("security.lockout_threshold must be positive");
         }
         if self.jwt.ttl_minutes == 0 {
             bail!("jwt.ttl_minutes must be positive");
@@ -245,6 +313,15 @@ mod tests {
         assert!(
             Settings::from_overrides(&[("environment", "production"), ("jwt.secret", &long)])
                 .is_ok()
+        );
+        let rotated_short = format!("{long},short");
+        assert!(
+            Settings::from_overrides(&[
+                ("environment", "production"),
+                ("jwt.secret", &rotated_short)
+            ])
+            .is_err(),
+            "every listed secret must be long enough"
         );
     }
 

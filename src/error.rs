@@ -33,6 +33,12 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Validation(String),
+    /// Rate-limited or locked out.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_seconds: i64,
+    },
     #[error("{detail}")]
     Unavailable {
         detail: String,
@@ -139,6 +145,15 @@ pub enum ApiError {
     /// Validation failed: missing or short fields, wrong content type, malformed `X-Tenant`.
     #[oai(status = 422)]
     Unprocessable(Json<Problem>),
+    /// Too many login attempts: from this address, or against this name (locked). Retry after
+    /// `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<Problem>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        i64,
+    ),
     /// An internal fault; the body names no internals.
     #[oai(status = 500)]
     Internal(Json<Problem>),
@@ -170,6 +185,10 @@ impl From<Error> for ApiError {
             Error::NotFound(_) => Self::NotFound(problem(detail)),
             Error::Conflict(_) => Self::Conflict(problem(detail)),
             Error::Validation(_) => Self::Unprocessable(problem(detail)),
+            Error::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => Self::TooManyRequests(problem(detail), retry_after_seconds),
             Error::Unavailable {
                 retry_after_seconds,
                 ..

@@ -6,7 +6,6 @@ use std::{future::Future, io::Write, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use poem::{EndpointExt, Server, listener::TcpAcceptor, middleware::Tracing};
-use secrecy::ExposeSecret;
 
 use crate::{
     api::{self, AppState},
@@ -47,10 +46,11 @@ impl Application {
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
         let acceptor = TcpAcceptor::from_tokio(listener)?;
+        let auth = Auth::new(&settings, hasher, tokens);
         let state = Arc::new(AppState {
             settings,
             registry,
-            auth: Auth { hasher, tokens },
+            auth,
         });
         Ok(Self {
             acceptor,
@@ -88,10 +88,8 @@ impl Application {
 /// The server secret: `jwt.secret`, or in development a random one generated on first start
 /// and kept in `<data_dir>/jwt-secret` (mode 0600).
 fn server_secret(settings: &Settings) -> anyhow::Result<ServerSecret> {
-    if let Some(secret) = &settings.jwt.secret {
-        return Ok(ServerSecret::new(
-            secret.expose_secret().as_bytes().to_vec(),
-        ));
+    if let Some(secrets) = &settings.jwt.secret {
+        return Ok(ServerSecret::rotating(secrets.list()));
     }
     anyhow::ensure!(
         settings.environment == Environment::Development,

@@ -15,7 +15,7 @@ use super::{
         ChangePasswordRequest, LoginForm, MeResponse, ResetPasswordRequest, ResetPasswordResponse,
         SuccessResponse, TokenResponse, WhoAmIResponse,
     },
-    security::{BearerAuth, OptionalBearerAuth, header_tenant},
+    security::{BearerAuth, OptionalBearerAuth, header_tenant, request_meta},
 };
 use crate::{
     config::Environment,
@@ -69,7 +69,10 @@ impl AuthApi {
         let login = LoginIdentifier::parse(&form.username)?;
         let password = Password::parse(form.password, "password")?;
         let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
-        let outcome = state.auth.login(&tenant, &login, password).await?;
+        let outcome = state
+            .auth
+            .login(&tenant, &login, password, &request_meta(req))
+            .await?;
         let body = TokenResponse::new(outcome.access_token, &outcome.user);
         Ok(LoginResponse::Ok(
             Json(body),
@@ -89,7 +92,7 @@ impl AuthApi {
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<MeResponse>, ApiError> {
-        Ok(Json(MeResponse::from(&auth.0.user)))
+        Ok(Json(MeResponse::from(&*auth.0.user)))
     }
 
     /// Who am I
@@ -103,12 +106,15 @@ impl AuthApi {
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<WhoAmIResponse>, ApiError> {
-        Ok(Json(WhoAmIResponse::from(&auth.0.user)))
+        Ok(Json(WhoAmIResponse::from(&*auth.0.user)))
     }
 
     /// Change password
     ///
     /// Changes the authenticated user's password; `current_password` must match (401 if not).
+    /// The new password follows the tenant's policy (minimum length, default 6; not the
+    /// username or e-mail). Every token issued to the user before, this one included, is
+    /// revoked: log in again with the new password.
     #[oai(
         path = "/change-password",
         method = "post",
@@ -135,7 +141,8 @@ impl AuthApi {
     ///
     /// Sets the password of the user with `email` in the tenant `X-Tenant` names (required).
     /// In `development` this endpoint is open; in `production` it needs the bearer token of an
-    /// `admin` of that same tenant.
+    /// `admin` of that same tenant. Always audited; the user's tokens are revoked and any
+    /// lockout is cleared.
     #[oai(
         path = "/reset-password",
         method = "post",
@@ -171,11 +178,36 @@ impl AuthApi {
         let email = Email::parse(&body.email)?;
         let new = Password::parse(body.new_password, "new_password")?;
         let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
-        let user = state.auth.reset_password(&tenant, &email, new).await?;
+        let actor = match &auth {
+            OptionalBearerAuth::Bearer(BearerAuth(principal)) => Some(principal),
+            OptionalBearerAuth::Anonymous => None,
+        };
+        let meta = request_meta(req);
+        let user = state
+            .auth
+            .reset_password(&tenant, &email, new, actor, &meta)
+            .await?;
         Ok(Json(ResetPasswordResponse {
             email: user.email,
             tenant: tenant_id.to_string(),
             success: true,
         }))
+    }
+
+    /// Log out
+    ///
+    /// Revokes the presented token until it would have expired; other tokens of the user stay
+    /// valid.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        /// Tenant identifier; taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
+        _x_tenant: Header<Option<String>>,
+    ) -> Result<Json<SuccessResponse>, ApiError> {
+        state.auth.logout(&auth.0).await?;
+        Ok(Json(SuccessResponse { success: true }))
     }
 }

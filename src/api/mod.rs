@@ -3,6 +3,7 @@
 //! Swagger UI (`/docs`). Handlers are short: resolve the scope, parse the DTO into domain
 //! types, call one [`crate::auth::Auth`] flow, return a response variant.
 
+mod admin;
 mod auth;
 mod dto;
 mod health;
@@ -28,18 +29,22 @@ pub struct AppState {
 
 #[derive(Tags)]
 enum ApiTags {
-    /// Log in, read the current user, change or reset a password.
+    /// Log in, read the current user, change or reset a password, log out.
     Auth,
+    /// Tenant administrators: account locks and activation, the audit trail.
+    Admin,
     /// Liveness and readiness probes.
     Health,
 }
 
 /// Largest request body accepted (every body of this API is a small form or JSON object).
 const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest total size of request headers (names and values) accepted.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-pub fn service() -> OpenApiService<(auth::AuthApi, health::HealthApi), ()> {
+pub fn service() -> OpenApiService<(auth::AuthApi, admin::AdminApi, health::HealthApi), ()> {
     OpenApiService::new(
-        (auth::AuthApi, health::HealthApi),
+        (auth::AuthApi, admin::AdminApi, health::HealthApi),
         "Vigia auth API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -67,14 +72,25 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .nest("/", api)
-        .around(limit_body)
+        .around(limit_request)
         .data(state)
         .catch_all_error(framework_error)
 }
 
-/// Refuses bodies over [`MAX_BODY_BYTES`] with 413 before any handler reads them: by the
-/// declared `Content-Length`, or, for chunked bodies, while reading.
-async fn limit_body<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Result<Response> {
+/// Refuses headers over [`MAX_HEADER_BYTES`] with 431, and bodies over [`MAX_BODY_BYTES`] with
+/// 413 before any handler reads them: by the declared `Content-Length`, or, for chunked
+/// bodies, while reading.
+async fn limit_request<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Result<Response> {
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(poem::Error::from_status(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ));
+    }
     let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     let declared = req
         .headers()

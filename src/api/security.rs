@@ -2,14 +2,14 @@
 //! Authorize dialog can log in through `POST /api/v1/auth/login`; the credential itself is the
 //! `Authorization: Bearer <token>` header. The checker turns it into a [`Principal`].
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use poem::Request;
 use poem_openapi::{OAuthScopes, SecurityScheme, auth::Bearer};
 
 use super::AppState;
 use crate::{
-    auth::Principal,
+    auth::{Principal, RequestMeta},
     domain::TenantId,
     error::{ApiError, Error},
 };
@@ -49,9 +49,31 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
     let tenant = header_tenant(req)?;
     state
         .auth
-        .authenticate(&state.registry, tenant, &bearer.token)
+        .authenticate(&state.registry, tenant, &bearer.token, request_meta(req))
         .await
         .map_err(|e| ApiError::from(e).into())
+}
+
+/// The client address (the peer, or with `security.trust_forwarded_for` the last
+/// `X-Forwarded-For` entry, which the trusted load balancer appended) and user agent.
+pub fn request_meta(req: &Request) -> RequestMeta {
+    let trust_forwarded = state(req).settings.security.trust_forwarded_for;
+    let forwarded = || {
+        let header = req.headers().get("X-Forwarded-For")?.to_str().ok()?;
+        header.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
+    };
+    let peer = || req.remote_addr().as_socket_addr().map(|a| a.ip());
+    let client = if trust_forwarded {
+        forwarded().or_else(peer)
+    } else {
+        peer()
+    };
+    let user_agent = req
+        .headers()
+        .get("User-Agent")
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(256).collect());
+    RequestMeta { client, user_agent }
 }
 
 fn state(req: &Request) -> &Arc<AppState> {

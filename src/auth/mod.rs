@@ -2,33 +2,76 @@
 //!
 //! - [`password`]: argon2id on a bounded blocking pool, with a dummy hash for unknown users.
 //! - [`token`]: HS256 tokens with the contract's claims, per-scope keys, RFC 8725 checks.
-//! - [`Auth`]: the flows the API calls — login, authenticate a bearer token, change and reset a
-//!   password — each deciding status-relevant outcomes in the contract's order (nothing about
-//!   an account is revealed before its password checked out).
+//! - [`throttle`]: per-address rate limit and the lockout mirror for unknown names.
+//! - [`Auth`]: the flows the API calls — login, authenticate a bearer token, change and reset
+//!   a password, log out, administer accounts — each deciding outcomes in an order that
+//!   reveals nothing about an account before its password checked out, and each writing its
+//!   audit record in the same transaction as its change.
 
 pub mod password;
+pub mod throttle;
 pub mod token;
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
+
+use serde_json::{Value, json};
 
 use self::{
     password::Hasher,
+    throttle::{AddressLimiter, PhantomLockouts, now},
     token::{Claims, TokenError, TokenService, peek_tenant},
 };
 use crate::{
-    domain::{Email, LoginIdentifier, Password, Scope, TenantId},
+    config::Settings,
+    domain::{Email, LoginIdentifier, Password, Role, Scope, TenantId},
     error::Error,
-    store::users::User,
+    store::{
+        audit::{AuditEvent, AuditFilter, AuditType, NewAuditEvent},
+        users::User,
+    },
     tenancy::{Registry, TenancyError, Tenant},
 };
+
+/// Where a request came from, for rate limits and the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub client: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
 
 /// The authenticated caller of a request.
 #[derive(Debug)]
 pub struct Principal {
     pub tenant: Arc<Tenant>,
     pub claims: Claims,
-    /// Read fresh from the tenant's database for this request.
-    pub user: User,
+    pub user: Arc<User>,
+    pub meta: RequestMeta,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.user.roles.contains(Role::ADMIN)
+    }
+
+    /// An audit record with this principal as actor.
+    fn event(
+        &self,
+        event_type: AuditType,
+        subject: Option<&User>,
+        details: Value,
+    ) -> NewAuditEvent {
+        NewAuditEvent {
+            event_type,
+            actor_id: Some(self.user.id),
+            actor_username: Some(self.user.username.clone()),
+            subject_id: subject.map(|u| u.id),
+            subject_username: subject.map(|u| u.username.clone()),
+            client_addr: self.meta.client.map(|c| c.to_string()),
+            user_agent: self.meta.user_agent.clone(),
+            trace: Some(self.claims.trace.clone()),
+            details,
+        }
+    }
 }
 
 /// A successful login.
@@ -41,47 +84,219 @@ pub struct Login {
 pub struct Auth {
     pub hasher: Hasher,
     pub tokens: TokenService,
+    addresses: AddressLimiter,
+    phantoms: PhantomLockouts,
+}
+
+/// An audit record of an anonymous request about `subject`.
+fn anonymous_event(
+    event_type: AuditType,
+    meta: &RequestMeta,
+    subject_id: Option<i64>,
+    subject_username: &str,
+    details: Value,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        event_type,
+        actor_id: None,
+        actor_username: None,
+        subject_id,
+        subject_username: Some(subject_username.to_owned()),
+        client_addr: meta.client.map(|c| c.to_string()),
+        user_agent: meta.user_agent.clone(),
+        trace: None,
+        details,
+    }
 }
 
 impl Auth {
+    pub fn new(settings: &Settings, hasher: Hasher, tokens: TokenService) -> Self {
+        Self {
+            hasher,
+            tokens,
+            addresses: AddressLimiter::new(settings.security.login_attempts_per_ip_per_minute),
+            phantoms: PhantomLockouts::new(),
+        }
+    }
+
     /// Checks a username-or-e-mail and password in `tenant`; issues a token.
+    ///
+    /// Order: the address's rate limit; then one attempt is reserved atomically (per account
+    /// in its database, per unknown name in memory) *before* any hash is computed, so parallel
+    /// attempts can never get more tries than the threshold; a locked name answers 429 without
+    /// hashing, whether or not an account exists. Only once the password checked out may the
+    /// answer speak of the account (inactive, no roles, expired password).
     pub async fn login(
         &self,
         tenant: &Tenant,
         login: &LoginIdentifier,
         password: Password,
+        meta: &RequestMeta,
     ) -> Result<Login, Error> {
+        let now = now();
+        if let Some(addr) = meta.client {
+            self.addresses
+                .hit(addr, now)
+                .map_err(|wait| Error::TooManyRequests {
+                    detail: "Too many login attempts from this address, retry later".into(),
+                    retry_after_seconds: wait,
+                })?;
+        }
+        let policy = &tenant.policy;
         let user = tenant.store.user_by_login(login).await?;
+        let user_id = user.as_ref().map(|u| u.id);
+        let name = user
+            .as_ref()
+            .map_or(login.folded(), |u| u.username.as_str())
+            .to_owned();
+        let phantom = || (tenant.scope.clone(), login.folded().to_owned());
+        let attempt = match user_id {
+            Some(id) => {
+                tenant
+                    .store
+                    .reserve_login_attempt(id, now, policy.lockout_window)
+                    .await?
+            }
+            None => self.phantoms.reserve(phantom(), now, policy.lockout_window),
+        };
+        let threshold = i64::from(policy.lockout_threshold);
+        let Some(attempt) = attempt.filter(|n| *n <= threshold) else {
+            let until = match user_id {
+                Some(id) => tenant.store.locked_until(id).await?,
+                None => self.phantoms.locked_until(phantom()),
+            };
+            let until = until.unwrap_or(now + policy.lockout_duration);
+            let event = anonymous_event(
+                AuditType::LoginFailed,
+                meta,
+                user_id,
+                &name,
+                json!({"reason": "locked"}),
+            );
+            tenant.store.record_audit(&event).await?;
+            return Err(Error::TooManyRequests {
+                detail: "Too many failed login attempts, retry later".into(),
+                retry_after_seconds: (until - now).max(1),
+            });
+        };
+
         let stored = user.as_ref().map(|u| u.password_hash.as_str());
         let verified = self.hasher.verify(password.clone(), stored).await?;
         let Some(user) = user.filter(|_| verified.matches) else {
+            let event = anonymous_event(
+                AuditType::LoginFailed,
+                meta,
+                user_id,
+                &name,
+                json!({"reason": "bad_credentials", "attempt": attempt}),
+            );
+            tenant.store.record_audit(&event).await?;
+            if attempt >= threshold {
+                self.lock(tenant, user_id, &name, attempt, now, meta)
+                    .await?;
+            }
             return Err(Error::BadCredentials);
         };
-        // Only now, with the password proven, may the answer say anything about the account.
-        if !user.is_active {
-            return Err(Error::Forbidden("Inactive user".into()));
+
+        let refuse = |reason: &str, detail: &str| {
+            let event = anonymous_event(
+                AuditType::LoginFailed,
+                meta,
+                Some(user.id),
+                &name,
+                json!({"reason": reason}),
+            );
+            (event, Error::Forbidden(detail.to_owned()))
+        };
+        let max_age = i64::from(policy.password_max_age_days) * 86_400;
+        let refusal = if !user.is_active {
+            Some(refuse("inactive", "Inactive user"))
+        } else if user.roles.is_empty() {
+            Some(refuse("no_roles", "User has no roles assigned"))
+        } else if max_age > 0 && user.password_changed_at.is_none_or(|at| now - at > max_age) {
+            Some(refuse(
+                "password_expired",
+                "Password has expired; ask an administrator to reset it",
+            ))
+        } else {
+            None
+        };
+        if let Some((event, error)) = refusal {
+            tenant.store.record_audit(&event).await?;
+            return Err(error);
         }
-        if user.roles.is_empty() {
-            return Err(Error::Forbidden("User has no roles assigned".into()));
-        }
+
         if verified.needs_rehash {
-            self.rehash_in_background(tenant, user.id, password);
+            self.rehash_in_background(tenant, &user, password);
         }
-        let access_token = self
+        let (access_token, claims) = self
             .tokens
             .issue(&tenant.key, &tenant.scope, &user)
             .map_err(Error::Internal)?;
+        let mut event = anonymous_event(
+            AuditType::LoginSucceeded,
+            meta,
+            Some(user.id),
+            &user.username,
+            json!({}),
+        );
+        event.trace = Some(claims.trace);
+        tenant.store.clear_login_failures(user.id, &event).await?;
         Ok(Login { access_token, user })
     }
 
+    /// Locks `name` (an account, or an unknown name) after `failures` failed attempts, records
+    /// it and raises the alert log line.
+    async fn lock(
+        &self,
+        tenant: &Tenant,
+        user_id: Option<i64>,
+        name: &str,
+        failures: i64,
+        now: i64,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        let until = now + tenant.policy.lockout_duration;
+        let event = anonymous_event(
+            AuditType::AccountLocked,
+            meta,
+            user_id,
+            name,
+            json!({"failures": failures, "locked_until": until}),
+        );
+        match user_id {
+            Some(id) => {
+                tenant.store.lock_user(id, until, &event).await?;
+                tenant.forget_user(id).await;
+            }
+            None => {
+                self.phantoms
+                    .lock((tenant.scope.clone(), name.to_owned()), until);
+                tenant.store.record_audit(&event).await?;
+            }
+        }
+        // Part 11 §11.300(d): report attempted misuse "in an immediate and urgent manner".
+        tracing::warn!(
+            alert = "account_locked",
+            scope = %tenant.scope,
+            username = name,
+            client = ?meta.client,
+            failures,
+            locked_until = until,
+            "SECURITY ALERT: account locked after repeated failed logins"
+        );
+        Ok(())
+    }
+
     /// Upgrades a hash made with older parameters; a failure only costs the upgrade.
-    fn rehash_in_background(&self, tenant: &Tenant, user_id: i64, password: Password) {
+    fn rehash_in_background(&self, tenant: &Tenant, user: &User, password: Password) {
         let hasher = self.hasher.clone();
         let store = tenant.store.clone();
+        let user_id = user.id;
         tokio::spawn(async move {
             let outcome = match hasher.hash(password).await {
                 Ok(hash) => store
-                    .set_password_hash(user_id, &hash)
+                    .upgrade_password_hash(user_id, &hash)
                     .await
                     .map_err(Error::from),
                 Err(e) => Err(e.into()),
@@ -93,12 +308,15 @@ impl Auth {
     }
 
     /// Resolves the scope (the `X-Tenant` header, else the token's unverified `tenant` claim,
-    /// used only to pick the key), verifies the token with that scope's key and loads the user.
+    /// used only to pick the key), verifies the token with that scope's key, and checks it
+    /// against the user's current state: deleted, deactivated, credentials changed since
+    /// (token version) or logged out (`jti`) all refuse it.
     pub async fn authenticate(
         &self,
         registry: &Registry,
         header_tenant: Option<TenantId>,
         token: &str,
+        meta: RequestMeta,
     ) -> Result<Principal, Error> {
         let from_header = header_tenant.is_some();
         let scope = match header_tenant {
@@ -115,22 +333,38 @@ impl Auth {
             Err(e) => return Err(e.into()),
         };
         let claims = self.tokens.verify(&tenant.key, &scope, token)?;
-        let user = tenant
-            .store
-            .user_by_id(claims.uid)
-            .await?
-            .ok_or(TokenError::Invalid)?;
-        if !user.is_active {
-            return Err(Error::Forbidden("Inactive user".into()));
+        let user = tenant.user(claims.uid).await?;
+        let reason = match &user {
+            None => Some("user_deleted"),
+            Some(u) if !u.is_active => Some("user_inactive"),
+            Some(u) if u.token_version != claims.ver => Some("credentials_changed"),
+            Some(_) if tenant.is_revoked(&claims.jti) => Some("logged_out"),
+            Some(_) => None,
+        };
+        match (user, reason) {
+            (Some(user), None) => Ok(Principal {
+                tenant,
+                claims,
+                user,
+                meta,
+            }),
+            (user, reason) => {
+                let mut event = anonymous_event(
+                    AuditType::TokenRefused,
+                    &meta,
+                    Some(claims.uid),
+                    user.as_ref().map_or(&claims.username, |u| &u.username),
+                    json!({"reason": reason, "jti": claims.jti}),
+                );
+                event.trace = Some(claims.trace.clone());
+                tenant.store.record_audit(&event).await?;
+                Err(TokenError::Revoked.into())
+            }
         }
-        Ok(Principal {
-            tenant,
-            claims,
-            user,
-        })
     }
 
-    /// Changes the caller's password after checking the current one.
+    /// Changes the caller's password after checking the current one; every earlier token of
+    /// the caller, the presented one included, is revoked.
     pub async fn change_password(
         &self,
         principal: &Principal,
@@ -142,6 +376,7 @@ impl Auth {
                 "new_password must differ from current_password".into(),
             ));
         }
+        check_policy(&principal.tenant, &principal.user, &new, "new_password")?;
         let verified = self
             .hasher
             .verify(current, Some(&principal.user.password_hash))
@@ -150,28 +385,166 @@ impl Auth {
             return Err(Error::WrongPassword);
         }
         let hash = self.hasher.hash(new).await?;
-        principal
-            .tenant
+        let event = principal.event(AuditType::PasswordChanged, Some(&principal.user), json!({}));
+        let tenant = &principal.tenant;
+        tenant
             .store
-            .set_password_hash(principal.user.id, &hash)
+            .set_password(principal.user.id, &hash, &event)
             .await?;
+        tenant.forget_user(principal.user.id).await;
         Ok(())
     }
 
-    /// Sets the password of the user with `email` in `tenant`.
+    /// Sets the password of the user with `email` in `tenant`, by `actor` (an admin's token in
+    /// production; `None` where the endpoint is open). Revokes the user's tokens.
     pub async fn reset_password(
         &self,
         tenant: &Tenant,
         email: &Email,
         new: Password,
+        actor: Option<&Principal>,
+        meta: &RequestMeta,
     ) -> Result<User, Error> {
         let user = tenant
             .store
             .user_by_email(email)
             .await?
             .ok_or_else(|| Error::NotFound("User not found".into()))?;
+        check_policy(tenant, &user, &new, "new_password")?;
         let hash = self.hasher.hash(new).await?;
-        tenant.store.set_password_hash(user.id, &hash).await?;
+        let event = match actor {
+            Some(actor) => actor.event(AuditType::PasswordReset, Some(&user), json!({})),
+            None => anonymous_event(
+                AuditType::PasswordReset,
+                meta,
+                Some(user.id),
+                &user.username,
+                json!({"actor": "anonymous (development)"}),
+            ),
+        };
+        tenant.store.set_password(user.id, &hash, &event).await?;
+        tenant.forget_user(user.id).await;
         Ok(user)
     }
+
+    /// Revokes the presented token until it expires.
+    pub async fn logout(&self, principal: &Principal) -> Result<(), Error> {
+        let claims = &principal.claims;
+        let expires_at = i64::try_from(claims.exp).unwrap_or(i64::MAX);
+        let event = principal.event(
+            AuditType::Logout,
+            Some(&principal.user),
+            json!({"jti": claims.jti}),
+        );
+        principal
+            .tenant
+            .store
+            .revoke_token(&claims.jti, claims.uid, expires_at, &event)
+            .await?;
+        principal.tenant.remember_revoked(claims.jti.clone());
+        Ok(())
+    }
+
+    /// Activates or deactivates a user of the admin's own tenant; deactivation revokes the
+    /// user's tokens.
+    pub async fn set_active(
+        &self,
+        admin: &Principal,
+        user_id: i64,
+        active: bool,
+    ) -> Result<User, Error> {
+        require_admin(admin)?;
+        if !active && user_id == admin.user.id {
+            return Err(Error::Validation(
+                "an administrator cannot deactivate their own account".into(),
+            ));
+        }
+        let user = self.target(admin, user_id).await?;
+        let kind = if active {
+            AuditType::UserActivated
+        } else {
+            AuditType::UserDeactivated
+        };
+        admin
+            .tenant
+            .store
+            .set_active(user.id, active, &admin.event(kind, Some(&user), json!({})))
+            .await?;
+        admin.tenant.forget_user(user.id).await;
+        Ok(User {
+            is_active: active,
+            ..user
+        })
+    }
+
+    /// Lifts a lockout before it ends by itself.
+    pub async fn unlock(&self, admin: &Principal, user_id: i64) -> Result<User, Error> {
+        require_admin(admin)?;
+        let user = self.target(admin, user_id).await?;
+        let event = admin.event(
+            AuditType::UserUnlocked,
+            Some(&user),
+            json!({"was_locked_until": user.locked_until}),
+        );
+        admin
+            .tenant
+            .store
+            .clear_login_failures(user.id, &event)
+            .await?;
+        admin.tenant.forget_user(user.id).await;
+        Ok(User {
+            locked_until: None,
+            ..user
+        })
+    }
+
+    /// The audit trail of the admin's own scope.
+    pub async fn audit_events(
+        &self,
+        admin: &Principal,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        require_admin(admin)?;
+        Ok(admin.tenant.store.audit_events(filter).await?)
+    }
+
+    async fn target(&self, admin: &Principal, user_id: i64) -> Result<User, Error> {
+        admin
+            .tenant
+            .store
+            .user_by_id(user_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("User not found".into()))
+    }
+}
+
+fn require_admin(principal: &Principal) -> Result<(), Error> {
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("Admin role required".into()))
+    }
+}
+
+/// The scope's password policy for a new password of `user`: long enough, and not the
+/// username or the e-mail address.
+fn check_policy(
+    tenant: &Tenant,
+    user: &User,
+    password: &Password,
+    field: &str,
+) -> Result<(), Error> {
+    let min = tenant.policy.password_min_length;
+    let text = String::from_utf8_lossy(password.as_bytes()).to_lowercase();
+    if text.chars().count() < min {
+        return Err(Error::Validation(format!(
+            "{field} must be at least {min} characters"
+        )));
+    }
+    if text == user.username.to_lowercase() || text == user.email.to_lowercase() {
+        return Err(Error::Validation(format!(
+            "{field} must not be the username or e-mail address"
+        )));
+    }
+    Ok(())
 }

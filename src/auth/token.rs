@@ -32,6 +32,9 @@ pub struct Claims {
     pub exp: u64,
     /// Unique token id (for revocation lists).
     pub jti: String,
+    /// The user's token version at issue; a password change or reset, or a deactivation,
+    /// bumps it and so revokes every older token.
+    pub ver: i64,
 }
 
 /// Why a token was refused (all map to 401; the message is safe to show).
@@ -43,6 +46,9 @@ pub enum TokenError {
     Expired,
     #[error("Could not validate credentials")]
     Invalid,
+    /// Logged out, or issued before a password change, reset or deactivation.
+    #[error("Token has been revoked")]
+    Revoked,
 }
 
 pub struct TokenService {
@@ -67,13 +73,13 @@ impl TokenService {
         }
     }
 
-    /// Issues a token for `user` in `scope`.
+    /// Issues a token for `user` in `scope`; the token and its claims.
     pub fn issue(
         &self,
         key: &SigningKey,
         scope: &Scope,
         user: &User,
-    ) -> Result<String, anyhow::Error> {
+    ) -> Result<(String, Claims), anyhow::Error> {
         let iat = now();
         let claims = Claims {
             sub: user.id.to_string(),
@@ -87,12 +93,12 @@ impl TokenService {
             iat,
             exp: iat + self.ttl.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),
+            ver: user.token_version,
         };
-        Ok(jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &key.encoding,
-        )?)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)?;
+        Ok((token, claims))
     }
 
     /// Verifies `token` with `scope`'s key and returns its claims.
@@ -103,7 +109,13 @@ impl TokenService {
         token: &str,
     ) -> Result<Claims, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation).map_err(
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        let decoding = header
+            .kid
+            .as_deref()
+            .and_then(|kid| key.verifying(kid))
+            .ok_or(TokenError::Invalid)?;
+        let data = jsonwebtoken::decode::<Claims>(token, decoding, &self.validation).map_err(
             |e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 ErrorKind::InvalidToken
@@ -166,6 +178,9 @@ mod tests {
             empleado_id: Some(456),
             permissions: serde_json::json!({}),
             roles: Roles::from_stored(vec!["qf".into(), "admin".into()]),
+            token_version: 3,
+            locked_until: None,
+            password_changed_at: None,
         }
     }
 
@@ -178,13 +193,14 @@ mod tests {
         let secret = ServerSecret::new(vec![7; 32]);
         let key = SigningKey::derive(&secret, &acme());
         let tokens = TokenService::new(Duration::from_secs(480 * 60), Duration::from_secs(30));
-        let token = tokens.issue(&key, &acme(), &user()).expect("signed");
+        let (token, _) = tokens.issue(&key, &acme(), &user()).expect("signed");
         let claims = tokens.verify(&key, &acme(), &token).expect("verifies");
         assert_eq!(claims.sub, "123");
         assert_eq!(claims.role, "admin");
         assert_eq!(claims.roles, ["qf", "admin"]);
         assert_eq!(claims.tenant.as_deref(), Some("acme-pharma"));
         assert_eq!(claims.exp - claims.iat, 480 * 60);
+        assert_eq!(claims.ver, 3);
         assert_eq!(peek_tenant(&token), Ok(Some("acme-pharma".into())));
     }
 
@@ -193,7 +209,7 @@ mod tests {
         let secret = ServerSecret::new(vec![7; 32]);
         let tokens = TokenService::new(Duration::from_secs(60), Duration::from_secs(30));
         let other = Scope::Tenant(TenantId::parse("other").expect("valid"));
-        let token = tokens
+        let (token, _) = tokens
             .issue(&SigningKey::derive(&secret, &acme()), &acme(), &user())
             .expect("signed");
         for scope in [other, Scope::Legacy] {
@@ -203,6 +219,15 @@ mod tests {
                 Err(TokenError::Invalid)
             );
         }
+        // Secrets rotate: a token of the old secret verifies while it is still listed.
+        let rotated = ServerSecret::rotating(vec![vec![8; 32], vec![7; 32]]);
+        let key = SigningKey::derive(&rotated, &acme());
+        assert!(tokens.verify(&key, &acme(), &token).is_ok());
+        let retired = SigningKey::derive(&ServerSecret::new(vec![8; 32]), &acme());
+        assert_eq!(
+            tokens.verify(&retired, &acme(), &token),
+            Err(TokenError::Invalid)
+        );
         // Even the right key refuses a token whose claim names another scope.
         let key = SigningKey::derive(&secret, &acme());
         assert_eq!(

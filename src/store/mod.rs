@@ -3,6 +3,8 @@
 //! backends (`$N` placeholders work on both); where dialects differ, both versions sit side by
 //! side in the same function. Callers get typed outcomes ([`StoreError`]), never sqlx errors.
 
+pub mod audit;
+pub mod revocations;
 pub mod users;
 
 use std::{fmt, str::FromStr, time::Duration};

@@ -4,7 +4,11 @@ use serde_json::Value;
 use sqlx::{FromRow, types::Json};
 use time::OffsetDateTime;
 
-use super::{Store, StoreError, with_pool};
+use super::{
+    Store, StoreError,
+    audit::{NewAuditEvent, insert_audit, now_ms},
+    with_pool,
+};
 use crate::domain::{Email, FullName, LoginIdentifier, Permissions, Roles, Username};
 
 /// A user account as stored, with its roles in assignment order.
@@ -20,6 +24,12 @@ pub struct User {
     pub empleado_id: Option<i64>,
     pub permissions: Value,
     pub roles: Roles,
+    /// Tokens issued with an older version are revoked.
+    pub token_version: i64,
+    /// Unix seconds; the account refuses logins until then.
+    pub locked_until: Option<i64>,
+    /// Unix seconds; when the password was last set.
+    pub password_changed_at: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -32,6 +42,9 @@ struct UserRow {
     is_active: bool,
     empleado_id: Option<i64>,
     permissions: Json<Value>,
+    token_version: i64,
+    locked_until: Option<i64>,
+    password_changed_at: Option<i64>,
 }
 
 /// A user to create, every field already parsed.
@@ -51,7 +64,8 @@ pub struct NewUser {
 macro_rules! select_users {
     ($($tail:literal),+) => {
         concat!(
-            "SELECT id, username, email, full_name, password_hash, is_active, empleado_id, permissions FROM users ",
+            "SELECT id, username, email, full_name, password_hash, is_active, empleado_id, permissions, ",
+            "token_version, locked_until, password_changed_at FROM users ",
             $($tail),+
         )
     };
@@ -63,12 +77,51 @@ const BY_LOGIN: &str = select_users!("WHERE lower(username) = $1 OR lower(email)
 const BY_ID: &str = select_users!("WHERE id = $1");
 const BY_EMAIL: &str = select_users!("WHERE lower(email) = $1");
 const ROLES: &str = "SELECT role FROM user_roles WHERE user_id = $1 ORDER BY position";
-const SET_PASSWORD: &str = "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3";
+/// A new password: older tokens are revoked (version bump), lockout state is cleared.
+const SET_PASSWORD: &str = "UPDATE users SET password_hash = $1, updated_at = $2, password_changed_at = $3, \
+     token_version = token_version + 1, failed_logins = 0, failed_window_start = NULL, locked_until = NULL \
+     WHERE id = $4";
+/// The same password re-hashed at current parameters: tokens stay valid.
+const UPGRADE_HASH: &str = "UPDATE users SET password_hash = $1 WHERE id = $2";
+/// Activation changes revoke every token issued before them.
+const SET_ACTIVE: &str = "UPDATE users SET is_active = $1, updated_at = $2, token_version = token_version + 1 WHERE id = $3";
+/// Reserves one login attempt before the password is checked: atomically counts it in the
+/// current window (a new window once the old one or a lock has expired) and refuses, by
+/// returning no row, while the account is locked. Every SET expression sees the old row.
+const RESERVE_ATTEMPT: &str = "UPDATE users SET \
+     failed_logins = CASE WHEN failed_window_start IS NULL OR failed_window_start <= $1 \
+         OR (locked_until IS NOT NULL AND locked_until <= $2) THEN 1 ELSE failed_logins + 1 END, \
+     failed_window_start = CASE WHEN failed_window_start IS NULL OR failed_window_start <= $1 \
+         OR (locked_until IS NOT NULL AND locked_until <= $2) THEN $2 ELSE failed_window_start END, \
+     locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN NULL ELSE locked_until END \
+     WHERE id = $3 AND (locked_until IS NULL OR locked_until <= $2) \
+     RETURNING failed_logins";
+const LOCKED_UNTIL: &str = "SELECT locked_until FROM users WHERE id = $1";
+const LOCK: &str = "UPDATE users SET locked_until = $1 WHERE id = $2";
+const CLEAR_FAILURES: &str = "UPDATE users SET failed_logins = 0, failed_window_start = NULL, locked_until = NULL WHERE id = $1";
 const INSERT: &str = "INSERT INTO users \
-     (username, email, full_name, password_hash, is_active, empleado_id, permissions, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id";
+     (username, email, full_name, password_hash, is_active, empleado_id, permissions, created_at, updated_at, password_changed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id";
 const INSERT_ROLE: &str =
     "INSERT INTO user_roles (user_id, role, position, assigned_at) VALUES ($1, $2, $3, $4)";
+
+/// Runs `$body` (using `&mut *$tx`) and inserts the audit `$event` in one transaction; the
+/// body yields the rows it affected, and none means `NotFound` (nothing is recorded then).
+macro_rules! audited {
+    ($store:expr, $event:expr, $tx:ident => $body:expr) => {
+        with_pool!($store, pool => async {
+            let mut $tx = pool.begin().await?;
+            let affected: u64 = $body;
+            if affected == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit!(&mut *$tx, $event, now_ms())?;
+            $tx.commit().await?;
+            Ok::<(), StoreError>(())
+        }
+        .await)
+    };
+}
 
 impl Store {
     /// The user whose username or e-mail matches, case-insensitively.
@@ -112,29 +165,104 @@ impl Store {
             empleado_id: row.empleado_id,
             permissions: row.permissions.0,
             roles: Roles::from_stored(roles),
+            token_version: row.token_version,
+            locked_until: row.locked_until,
+            password_changed_at: row.password_changed_at,
         }))
     }
 
-    /// Replaces a user's password hash; `NotFound` when the user is gone.
-    pub async fn set_password_hash(&self, user_id: i64, hash: &str) -> Result<(), StoreError> {
+    /// Sets a new password (revoking older tokens) and records `event`, in one transaction;
+    /// `NotFound` when the user is gone.
+    pub async fn set_password(
+        &self,
+        user_id: i64,
+        hash: &str,
+        event: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
-        let updated = with_pool!(self, pool => sqlx::query(SET_PASSWORD)
+        audited!(self, event, tx => sqlx::query(SET_PASSWORD)
             .bind(hash)
             .bind(now)
+            .bind(now.unix_timestamp())
             .bind(user_id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
-            .rows_affected());
-        if updated == 0 {
-            return Err(StoreError::NotFound);
-        }
+            .rows_affected())
+    }
+
+    /// Stores the same password re-hashed at the configured parameters.
+    pub async fn upgrade_password_hash(&self, user_id: i64, hash: &str) -> Result<(), StoreError> {
+        with_pool!(self, pool => sqlx::query(UPGRADE_HASH).bind(hash).bind(user_id).execute(pool).await.map(drop)?);
         Ok(())
+    }
+
+    /// Activates or deactivates a user (revoking every token issued before), recording `event`.
+    pub async fn set_active(
+        &self,
+        user_id: i64,
+        active: bool,
+        event: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        audited!(self, event, tx => sqlx::query(SET_ACTIVE)
+            .bind(active)
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected())
+    }
+
+    /// Reserves a login attempt (see [`RESERVE_ATTEMPT`]): the attempt's number within the
+    /// window, or `None` while the account is locked.
+    pub async fn reserve_login_attempt(
+        &self,
+        user_id: i64,
+        now: i64,
+        window_seconds: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let count: Option<i64> = with_pool!(self, pool => sqlx::query_scalar(RESERVE_ATTEMPT)
+            .bind(now - window_seconds)
+            .bind(now)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(count)
+    }
+
+    /// When the account's lock ends (Unix seconds), if it is locked.
+    pub async fn locked_until(&self, user_id: i64) -> Result<Option<i64>, StoreError> {
+        let until: Option<Option<i64>> = with_pool!(self, pool => sqlx::query_scalar(LOCKED_UNTIL)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(until.flatten())
+    }
+
+    /// Locks the account until `until` (Unix seconds), recording `event`.
+    pub async fn lock_user(
+        &self,
+        user_id: i64,
+        until: i64,
+        event: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        audited!(self, event, tx => sqlx::query(LOCK).bind(until).bind(user_id).execute(&mut *tx).await?.rows_affected())
+    }
+
+    /// Clears failed attempts and any lock, recording `event` (a successful login, an unlock).
+    pub async fn clear_login_failures(
+        &self,
+        user_id: i64,
+        event: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        audited!(self, event, tx => sqlx::query(CLEAR_FAILURES).bind(user_id).execute(&mut *tx).await?.rows_affected())
     }
 
     /// Creates a user and its roles in one transaction; `Conflict` when the username or the
     /// e-mail is taken (case-insensitively).
     pub async fn create_user(&self, user: &NewUser) -> Result<i64, StoreError> {
         let now = OffsetDateTime::now_utc();
+        let now_seconds = now.unix_timestamp();
         let permissions = Json(user.permissions.as_map());
         let result: Result<i64, StoreError> = with_pool!(self, pool => async {
             let mut tx = pool.begin().await?;
@@ -147,6 +275,7 @@ impl Store {
                 .bind(user.empleado_id)
                 .bind(permissions)
                 .bind(now)
+                .bind(now_seconds)
                 .fetch_one(&mut *tx)
                 .await?;
             for (position, role) in user.roles.names().iter().enumerate() {

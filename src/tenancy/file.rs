@@ -32,7 +32,7 @@ fn yes() -> bool {
     true
 }
 
-/// The `security.lockout_*` keys a tenant may set for itself.
+/// The `[security]` keys a tenant may set for itself (the server's are the defaults).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityOverrides {
@@ -42,6 +42,10 @@ pub struct SecurityOverrides {
     pub lockout_window_minutes: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lockout_minutes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_min_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_max_age_days: Option<u32>,
 }
 
 impl SecurityOverrides {

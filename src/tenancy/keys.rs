@@ -1,7 +1,11 @@
-//! Per-scope signing keys (contract): HKDF-SHA256 (RFC 5869) with an empty salt, the server
+//! Per-scope signing keys (contract): HKDF-SHA256 (RFC 5869) with an empty salt, a server
 //! secret as input key material and `vigia:jwt:tenant:<ID>` (or `vigia:jwt:legacy`) as info,
 //! 32 bytes out. A token signed for one scope can never verify under another's key, even if a
-//! claim check were missed; the raw secret itself signs nothing.
+//! claim check were missed; the raw secrets themselves sign nothing.
+//!
+//! Rotation: `jwt.secret` may list several secrets. The first signs; all verify. Each token's
+//! header carries `kid`, an identifier of the secret (derived from it, revealing nothing), so
+//! verification tries exactly one key.
 
 use std::sync::Arc;
 
@@ -12,48 +16,100 @@ use sha2::Sha256;
 
 use crate::domain::Scope;
 
-/// The server secret (`jwt.secret`), shared by every scope's key derivation.
+/// The server secrets (`jwt.secret`), newest first.
 #[derive(Clone)]
-pub struct ServerSecret(Arc<SecretSlice<u8>>);
+pub struct ServerSecret(Arc<Vec<SecretSlice<u8>>>);
 
 impl ServerSecret {
+    /// A single secret.
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self(Arc::new(SecretSlice::from(bytes)))
+        Self::rotating(vec![bytes])
     }
 
-    /// Derives the 32-byte HS256 key of `scope`.
-    pub fn derive(&self, scope: &Scope) -> [u8; 32] {
-        let info = match scope {
-            Scope::Legacy => "vigia:jwt:legacy".to_owned(),
-            Scope::Tenant(id) => format!("vigia:jwt:tenant:{id}"),
-        };
-        let mut okm = [0u8; 32];
-        Hkdf::<Sha256>::new(Some(&[]), self.0.expose_secret())
-            .expand(info.as_bytes(), &mut okm)
-            .expect("BUG: 32 bytes is a valid HKDF-SHA256 output length");
-        okm
+    /// Several secrets: the first signs, every one verifies.
+    pub fn rotating(secrets: Vec<Vec<u8>>) -> Self {
+        assert!(
+            !secrets.is_empty(),
+            "BUG: at least one server secret is configured"
+        );
+        Self(Arc::new(
+            secrets.into_iter().map(SecretSlice::from).collect(),
+        ))
     }
+
+    /// The `kid` of the signing (first) secret, as token headers carry it.
+    pub fn kid(&self) -> String {
+        key_id(self.0[0].expose_secret())
+    }
+
+    /// The 32-byte HS256 key of `scope` under the signing (first) secret.
+    pub fn derive(&self, scope: &Scope) -> [u8; 32] {
+        derive(self.0[0].expose_secret(), scope)
+    }
+}
+
+fn hkdf(secret: &[u8], info: &[u8]) -> [u8; 32] {
+    let mut okm = [0u8; 32];
+    Hkdf::<Sha256>::new(Some(&[]), secret)
+        .expand(info, &mut okm)
+        .expect("BUG: 32 bytes is a valid HKDF-SHA256 output length");
+    okm
+}
+
+fn derive(secret: &[u8], scope: &Scope) -> [u8; 32] {
+    match scope {
+        Scope::Legacy => hkdf(secret, b"vigia:jwt:legacy"),
+        Scope::Tenant(id) => hkdf(secret, format!("vigia:jwt:tenant:{id}").as_bytes()),
+    }
+}
+
+/// The `kid` of a secret: 8 bytes of its own HKDF output (info `vigia:jwt:kid`), in hex.
+fn key_id(secret: &[u8]) -> String {
+    hkdf(secret, b"vigia:jwt:kid")[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl std::fmt::Debug for ServerSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ServerSecret(..)")
+        write!(f, "ServerSecret({} secrets)", self.0.len())
     }
 }
 
-/// A scope's HS256 key, ready to sign and verify (derived once per tenant handle).
+/// A scope's HS256 keys, ready to sign and verify (derived once per tenant handle).
 pub struct SigningKey {
+    pub(crate) kid: String,
     pub(crate) encoding: EncodingKey,
-    pub(crate) decoding: DecodingKey,
+    /// One per configured secret, by `kid`.
+    verifying: Vec<(String, DecodingKey)>,
 }
 
 impl SigningKey {
     pub fn derive(secret: &ServerSecret, scope: &Scope) -> Self {
-        let key = secret.derive(scope);
+        let verifying: Vec<(String, DecodingKey)> = secret
+            .0
+            .iter()
+            .map(|s| {
+                (
+                    key_id(s.expose_secret()),
+                    DecodingKey::from_secret(&derive(s.expose_secret(), scope)),
+                )
+            })
+            .collect();
         Self {
-            encoding: EncodingKey::from_secret(&key),
-            decoding: DecodingKey::from_secret(&key),
+            kid: verifying[0].0.clone(),
+            encoding: EncodingKey::from_secret(&secret.derive(scope)),
+            verifying,
         }
+    }
+
+    /// The verification key a token's `kid` names.
+    pub(crate) fn verifying(&self, kid: &str) -> Option<&DecodingKey> {
+        self.verifying
+            .iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, key)| key)
     }
 }
 
@@ -78,4 +134,15 @@ mod tests {
 
     const ACME: &str = "a5da4a2fb9afa18390d559ee8b958a3c8473c9a452081e99b3fe07ecdff489e6";
     const LEGACY: &str = "ea86d2da09216fe7016ff97d805b5a14a811fb476c7deaab41f29133a13e4977";
+
+    #[test]
+    fn every_secret_verifies_and_the_first_signs() {
+        let secrets = ServerSecret::rotating(vec![vec![1; 32], vec![2; 32]]);
+        let key = SigningKey::derive(&secrets, &Scope::Legacy);
+        assert_eq!(key.kid, key_id(&[1; 32]));
+        assert!(key.verifying(&key_id(&[1; 32])).is_some());
+        assert!(key.verifying(&key_id(&[2; 32])).is_some());
+        assert!(key.verifying(&key_id(&[3; 32])).is_none());
+        assert_ne!(key_id(&[1; 32]), key_id(&[2; 32]));
+    }
 }

@@ -25,6 +25,8 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use moka::sync::Cache as SyncCache;
+
 use moka::future::Cache;
 
 pub use self::{
@@ -32,10 +34,94 @@ pub use self::{
     keys::{ServerSecret, SigningKey},
 };
 use crate::{
-    config::Settings,
+    config::{SecuritySettings, Settings},
     domain::{Scope, TenantId},
-    store::{DatabaseUrl, PoolSettings, Store, StoreError},
+    store::{DatabaseUrl, PoolSettings, Store, StoreError, users::User},
 };
+
+/// A scope's security policy: the server's `[security]` keys with the tenant's overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityPolicy {
+    pub lockout_threshold: u32,
+    /// Seconds.
+    pub lockout_window: i64,
+    /// Seconds.
+    pub lockout_duration: i64,
+    pub password_min_length: usize,
+    /// 0 = passwords never expire.
+    pub password_max_age_days: u32,
+}
+
+impl SecurityPolicy {
+    pub fn new(server: &SecuritySettings, tenant: &SecurityOverrides) -> Self {
+        Self {
+            lockout_threshold: tenant
+                .lockout_threshold
+                .unwrap_or(server.lockout_threshold)
+                .max(1),
+            lockout_window: 60
+                * i64::from(
+                    tenant
+                        .lockout_window_minutes
+                        .unwrap_or(server.lockout_window_minutes)
+                        .max(1),
+                ),
+            lockout_duration: 60
+                * i64::from(
+                    tenant
+                        .lockout_minutes
+                        .unwrap_or(server.lockout_minutes)
+                        .max(1),
+                ),
+            password_min_length: tenant
+                .password_min_length
+                .unwrap_or(server.password_min_length)
+                .max(crate::domain::Password::MIN_CHARS),
+            password_max_age_days: tenant
+                .password_max_age_days
+                .unwrap_or(server.password_max_age_days),
+        }
+    }
+}
+
+/// Per-scope memory: user snapshots and revoked token ids, both owned by the tenant handle.
+struct ScopeMemory {
+    /// User records by id, for `user_cache_millis`; writes invalidate them.
+    users: Cache<i64, Arc<User>>,
+    /// Bumped by every invalidation, so a load that raced a write is not cached.
+    generation: AtomicU64,
+    /// `jti`s revoked by logout (kept for the token lifetime).
+    revoked: SyncCache<String, ()>,
+}
+
+impl ScopeMemory {
+    fn new(settings: &Settings) -> Self {
+        Self {
+            users: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_millis(
+                    settings.security.user_cache_millis.max(1),
+                ))
+                .build(),
+            generation: AtomicU64::new(0),
+            revoked: SyncCache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(
+                    settings.token_ttl() + Duration::from_secs(settings.jwt.leeway_seconds),
+                )
+                .build(),
+        }
+    }
+
+    async fn load(store: &Store, settings: &Settings) -> Result<Self, StoreError> {
+        let memory = Self::new(settings);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        for jti in store.live_revocations(now).await? {
+            memory.revoked.insert(jti, ());
+        }
+        Ok(memory)
+    }
+}
 
 /// Why a scope could not be served.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,7 +146,8 @@ pub struct Tenant {
     pub store: Store,
     /// Derived once from the server secret; the hot path is then one HMAC per token.
     pub key: SigningKey,
-    pub security: SecurityOverrides,
+    pub policy: SecurityPolicy,
+    memory: ScopeMemory,
     /// The URL the pool was opened with (masked in logs).
     pub database_url: DatabaseUrl,
     /// The tenant file's modification time when loaded; a change means reload.
@@ -79,7 +166,42 @@ impl std::fmt::Debug for Tenant {
     }
 }
 
+impl Tenant {
+    /// The user with `id`, from memory when fresh, else from the database.
+    pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, StoreError> {
+        if let Some(user) = self.memory.users.get(&id).await {
+            return Ok(Some(user));
+        }
+        let generation = self.memory.generation.load(Ordering::Acquire);
+        let Some(user) = self.store.user_by_id(id).await? else {
+            return Ok(None);
+        };
+        let user = Arc::new(user);
+        if self.memory.generation.load(Ordering::Acquire) == generation {
+            self.memory.users.insert(id, user.clone()).await;
+        }
+        Ok(Some(user))
+    }
+
+    /// Drops the cached record of `id`; call after every write to a user, so this process
+    /// never serves the old record (password, version, active flag) again.
+    pub async fn forget_user(&self, id: i64) {
+        self.memory.generation.fetch_add(1, Ordering::AcqRel);
+        self.memory.users.invalidate(&id).await;
+    }
+
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.memory.revoked.contains_key(jti)
+    }
+
+    /// Remembers a revoked `jti` (after storing it).
+    pub fn remember_revoked(&self, jti: String) {
+        self.memory.revoked.insert(jti, ());
+    }
+}
+
 pub struct Registry {
+    settings: Settings,
     dir: PathBuf,
     secret: ServerSecret,
     pools: PoolSettings,
@@ -101,13 +223,17 @@ impl Registry {
         let store = provision::open_or_create(&legacy_url, &pools)
             .await
             .map_err(|e| anyhow::anyhow!("opening the legacy database {legacy_url}: {e}"))?;
+        let memory = ScopeMemory::load(&store, settings)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the legacy database {legacy_url}: {e}"))?;
         let legacy = Arc::new(Tenant {
             key: SigningKey::derive(&secret, &Scope::Legacy),
             scope: Scope::Legacy,
             name: "legacy".into(),
             active: true,
             store,
-            security: SecurityOverrides::default(),
+            policy: SecurityPolicy::new(&settings.security, &SecurityOverrides::default()),
+            memory,
             database_url: legacy_url,
             modified: None,
             checked_at: AtomicU64::new(0),
@@ -127,6 +253,7 @@ impl Registry {
             ))
             .build();
         Ok(Self {
+            settings: settings.clone(),
             dir: settings.tenants.dir.clone(),
             secret,
             pools,
@@ -212,6 +339,9 @@ impl Registry {
         let store = Store::open(&database_url, &self.pools)
             .await
             .map_err(|e| TenancyError::Unavailable(Arc::new(e)))?;
+        let memory = ScopeMemory::load(&store, &self.settings)
+            .await
+            .map_err(|e| TenancyError::Unavailable(Arc::new(e)))?;
         tracing::info!(tenant = %id, database = %database_url, "opened tenant database");
         let scope = Scope::Tenant(id.clone());
         Ok(Arc::new(Tenant {
@@ -220,7 +350,8 @@ impl Registry {
             name: entry.name,
             active: entry.active,
             store,
-            security: entry.security,
+            policy: SecurityPolicy::new(&self.settings.security, &entry.security),
+            memory,
             database_url,
             modified,
             checked_at: AtomicU64::new(

@@ -77,10 +77,14 @@ async fn one_process_serves_more_tenants_than_it_may_open_files() {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let claims = json!({
                 "sub": "1", "uid": 1, "username": "solo", "email": "solo@example.com", "role": "qf",
-                "roles": ["qf"], "tenant": id, "trace": "scale", "iat": now, "exp": now + 600, "jti": format!("{round}-{i}")
+                "roles": ["qf"], "tenant": id, "trace": "scale", "iat": now, "exp": now + 600, "jti": format!("{round}-{i}"), "ver": 0
             });
             let token = jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
+                &{
+                    let mut header = Header::new(Algorithm::HS256);
+                    header.kid = Some(secret.kid());
+                    header
+                },
                 &claims,
                 &EncodingKey::from_secret(&secret.derive(&scope)),
             )

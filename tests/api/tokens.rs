@@ -8,14 +8,29 @@ use vigia::{
     tenancy::ServerSecret,
 };
 
-use crate::helpers::{SECRET, TENANT, TestApp, UserSpec, assert_error, backend_tests, spawn_app};
+use std::time::Duration;
+
+use crate::helpers::{
+    SECRET, TENANT, TestApp, UserSpec, assert_error, backend_tests, eventually, spawn_app,
+};
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+fn secret() -> ServerSecret {
+    ServerSecret::new(SECRET.as_bytes().to_vec())
+}
+
 fn key_of(scope: &Scope) -> EncodingKey {
-    EncodingKey::from_secret(&ServerSecret::new(SECRET.as_bytes().to_vec()).derive(scope))
+    EncodingKey::from_secret(&secret().derive(scope))
+}
+
+/// A header as the server writes it: the algorithm and the signing secret's `kid`.
+fn header(alg: Algorithm) -> Header {
+    let mut header = Header::new(alg);
+    header.kid = Some(secret().kid());
+    header
 }
 
 fn acme() -> Scope {
@@ -35,12 +50,12 @@ async fn claims(app: &TestApp) -> Value {
     json!({
         "sub": id.to_string(), "uid": id, "username": "juan.perez", "email": "juan.perez@example.com",
         "role": "admin", "roles": ["admin", "qf"], "tenant": TENANT, "trace": "abcd1234",
-        "iat": now() - 10, "exp": now() + 600, "jti": "test-jti"
+        "iat": now() - 10, "exp": now() + 600, "jti": "test-jti", "ver": 0
     })
 }
 
 fn sign(claims: &Value, scope: &Scope) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key_of(scope)).expect("signed")
+    jsonwebtoken::encode(&header(Algorithm::HS256), claims, &key_of(scope)).expect("signed")
 }
 
 backend_tests! {
@@ -88,7 +103,7 @@ backend_tests! {
         let app = spawn_app(backend.clone()).await;
         let c = claims(&app).await;
         let raw = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
+            &header(Algorithm::HS256),
             &c,
             &EncodingKey::from_secret(SECRET.as_bytes()),
         )
@@ -96,8 +111,16 @@ backend_tests! {
         assert_error(app.me(&raw, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
 
         let hs512 =
-            jsonwebtoken::encode(&Header::new(Algorithm::HS512), &c, &key_of(&acme())).expect("signed");
+            jsonwebtoken::encode(&header(Algorithm::HS512), &c, &key_of(&acme())).expect("signed");
         assert_error(app.me(&hs512, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
+
+        // Right key and algorithm, but no kid, or a kid of no configured secret.
+        let no_kid = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &key_of(&acme())).expect("signed");
+        assert_error(app.me(&no_kid, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
+        let mut other = header(Algorithm::HS256);
+        other.kid = Some("0123456789abcdef".into());
+        let wrong_kid = jsonwebtoken::encode(&other, &c, &key_of(&acme())).expect("signed");
+        assert_error(app.me(&wrong_kid, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
 
         // alg "none": header and payload, empty signature.
         use base64::Engine;
@@ -174,21 +197,33 @@ backend_tests! {
         let token = app.token(Some(TENANT), "leaver").await;
         assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
 
+        // Removed by another process: seen once this server's user snapshot expires.
         exec(&app, "DELETE FROM users WHERE id = $1", id).await;
 
-        assert_error(app.me(&token, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
+        let resp = eventually(Duration::from_secs(5), || async {
+            let resp = app.me(&token, Some(TENANT)).await;
+            (resp.status() != StatusCode::OK).then_some(resp)
+        })
+        .await;
+        assert_error(resp, StatusCode::UNAUTHORIZED).await;
     }
 }
 
 backend_tests! {
-    async fn a_deactivated_users_token_gets_403(backend) {
+    async fn a_user_deactivated_by_another_process_is_refused_within_the_cache_ttl(backend) {
         let app = spawn_app(backend.clone()).await;
         let id = app.create_user(Some(TENANT), UserSpec::new("paused")).await;
         let token = app.token(Some(TENANT), "paused").await;
 
         exec(&app, "UPDATE users SET is_active = FALSE WHERE id = $1", id).await;
 
-        assert_error(app.me(&token, Some(TENANT)).await, StatusCode::FORBIDDEN).await;
+        let resp = eventually(Duration::from_secs(5), || async {
+            let resp = app.me(&token, Some(TENANT)).await;
+            (resp.status() != StatusCode::OK).then_some(resp)
+        })
+        .await;
+        assert_error(resp, StatusCode::UNAUTHORIZED).await;
+        assert_error(app.login(Some(TENANT), "paused", crate::helpers::PASSWORD).await, StatusCode::FORBIDDEN).await;
     }
 }
 

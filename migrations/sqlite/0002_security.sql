@@ -1,0 +1,50 @@
+-- Account security: token revocation by version, lockout counters, password age, logout
+-- revocations, and the append-only audit trail. Times are Unix seconds (counters, locks) or
+-- milliseconds (audit), UTC, so both backends compare them the same way.
+
+-- Bumped on password change or reset and on deactivation: tokens carry the version they were
+-- issued with (`ver`), older ones are refused.
+ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;
+-- Login attempts in the current window (reserved before the password is checked, so parallel
+-- attempts can never get more tries than the threshold), the window's start, the lock's end.
+ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN failed_window_start BIGINT;
+ALTER TABLE users ADD COLUMN locked_until BIGINT;
+-- When the password was last set (for optional password aging).
+ALTER TABLE users ADD COLUMN password_changed_at BIGINT;
+
+-- Tokens revoked by logout, until they would have expired anyway.
+CREATE TABLE revoked_tokens (
+    jti        TEXT    PRIMARY KEY,
+    user_id    BIGINT  NOT NULL,
+    expires_at BIGINT  NOT NULL
+);
+CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at);
+
+-- The audit trail (21 CFR Part 11 §11.10(e), EU GMP Annex 11 §12.4): append-only, enforced
+-- below by triggers that refuse UPDATE and DELETE.
+CREATE TABLE audit_events (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    occurred_at      BIGINT  NOT NULL,           -- Unix time, milliseconds, UTC
+    event_type       TEXT    NOT NULL,
+    actor_id         BIGINT,
+    actor_username   TEXT,
+    subject_id       BIGINT,
+    subject_username TEXT,                       -- for a failed login: the name attempted
+    client_addr      TEXT,
+    user_agent       TEXT,
+    trace            TEXT,
+    details          TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(details))
+);
+CREATE INDEX audit_events_time ON audit_events (occurred_at);
+CREATE INDEX audit_events_type ON audit_events (event_type, id);
+
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit_events is append-only');
+END;
+
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit_events is append-only');
+END;

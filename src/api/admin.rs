@@ -1,0 +1,258 @@
+//! Administration by a tenant's admins: account locks and activation, and the audit trail.
+//! Every operation acts on the admin's own scope (the one its token was verified for).
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{
+    Object, OpenApi,
+    param::{Header, Path, Query},
+    payload::Json,
+};
+use serde_json::Value;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use super::{ApiTags, AppState, security::BearerAuth};
+use crate::{
+    error::{ApiError, Error},
+    store::{
+        audit::{AuditEvent, AuditFilter, AuditType},
+        users::User,
+    },
+};
+
+pub struct AdminApi;
+
+/// An account's administrative state.
+#[derive(Debug, Object)]
+pub struct AccountResponse {
+    /// User ID.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// E-mail address.
+    pub email: String,
+    /// Whether the account may log in.
+    pub is_active: bool,
+    /// Roles in assignment order.
+    pub roles: Vec<String>,
+}
+
+impl From<User> for AccountResponse {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            is_active: u.is_active,
+            roles: u.roles.names().to_vec(),
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Debug, Object)]
+pub struct AuditEventResponse {
+    /// Record ID; increases with time (the pagination cursor).
+    pub id: i64,
+    /// When it happened, RFC 3339, UTC.
+    pub occurred_at: String,
+    /// What happened: login_succeeded, login_failed, account_locked, logout, password_changed,
+    /// password_reset, password_rehashed, user_created, user_activated, user_deactivated,
+    /// user_unlocked, token_refused.
+    pub event_type: String,
+    /// Who acted (absent for anonymous requests such as logins).
+    pub actor_id: Option<i64>,
+    pub actor_username: Option<String>,
+    /// Whom it concerned; for a failed login, the name attempted.
+    pub subject_id: Option<i64>,
+    pub subject_username: Option<String>,
+    /// The client's address.
+    pub client_addr: Option<String>,
+    /// The client's User-Agent.
+    pub user_agent: Option<String>,
+    /// The `trace` of the token involved.
+    pub trace: Option<String>,
+    /// Event-specific facts (reason of a failure, lock end, …).
+    pub details: Value,
+}
+
+impl From<AuditEvent> for AuditEventResponse {
+    fn from(e: AuditEvent) -> Self {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.occurred_at) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default();
+        Self {
+            id: e.id,
+            occurred_at: at,
+            event_type: e.event_type,
+            actor_id: e.actor_id,
+            actor_username: e.actor_username,
+            subject_id: e.subject_id,
+            subject_username: e.subject_username,
+            client_addr: e.client_addr,
+            user_agent: e.user_agent,
+            trace: e.trace,
+            details: e.details.0,
+        }
+    }
+}
+
+/// A page of audit records, newest first.
+#[derive(Debug, Object)]
+pub struct AuditPage {
+    pub items: Vec<AuditEventResponse>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+fn parse_time(raw: Option<&str>, field: &str) -> Result<Option<i64>, Error> {
+    raw.map(|raw| {
+        OffsetDateTime::parse(raw, &Rfc3339)
+            .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX))
+            .map_err(|_| {
+                Error::Validation(format!(
+                    "{field} must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z"
+                ))
+            })
+    })
+    .transpose()
+}
+
+#[OpenApi(tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// Unlock an account
+    ///
+    /// Lifts a lockout (and forgets recent failed logins) before it ends by itself. Admins only.
+    #[oai(
+        path = "/api/v1/users/:id/unlock",
+        method = "post",
+        operation_id = "unlock_user"
+    )]
+    async fn unlock(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        /// User ID.
+        id: Path<i64>,
+        /// Tenant identifier; taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
+        _x_tenant: Header<Option<String>>,
+    ) -> Result<Json<AccountResponse>, ApiError> {
+        Ok(Json(state.auth.unlock(&auth.0, id.0).await?.into()))
+    }
+
+    /// Deactivate an account
+    ///
+    /// The user can no longer log in, and every token issued to them is refused from the next
+    /// request on. Admins only; not one's own account.
+    #[oai(
+        path = "/api/v1/users/:id/deactivate",
+        method = "post",
+        operation_id = "deactivate_user"
+    )]
+    async fn deactivate(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        /// User ID.
+        id: Path<i64>,
+        /// Tenant identifier; taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
+        _x_tenant: Header<Option<String>>,
+    ) -> Result<Json<AccountResponse>, ApiError> {
+        Ok(Json(
+            state.auth.set_active(&auth.0, id.0, false).await?.into(),
+        ))
+    }
+
+    /// Activate an account
+    ///
+    /// The user may log in again (tokens issued before a deactivation stay revoked). Admins only.
+    #[oai(
+        path = "/api/v1/users/:id/activate",
+        method = "post",
+        operation_id = "activate_user"
+    )]
+    async fn activate(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        /// User ID.
+        id: Path<i64>,
+        /// Tenant identifier; taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
+        _x_tenant: Header<Option<String>>,
+    ) -> Result<Json<AccountResponse>, ApiError> {
+        Ok(Json(
+            state.auth.set_active(&auth.0, id.0, true).await?.into(),
+        ))
+    }
+
+    /// Audit trail
+    ///
+    /// The scope's append-only audit records, newest first, for admins. Filters combine; page
+    /// with `before` = the previous page's `next_before`.
+    #[oai(
+        path = "/api/v1/audit-events",
+        method = "get",
+        operation_id = "audit_events"
+    )]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one parameter per documented query filter"
+    )]
+    async fn audit_events(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+        /// Tenant identifier; taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
+        _x_tenant: Header<Option<String>>,
+        /// Username (case-insensitive), as actor or subject.
+        user: Query<Option<String>>,
+        /// Event type, e.g. `login_failed`.
+        #[oai(name = "type")]
+        event_type: Query<Option<String>>,
+        /// Only records at or after this time (RFC 3339).
+        since: Query<Option<String>>,
+        /// Only records before this time (RFC 3339).
+        until: Query<Option<String>>,
+        /// Only records with a smaller ID (keyset cursor).
+        before: Query<Option<i64>>,
+        /// Page size, 1-200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<i64>>,
+    ) -> Result<Json<AuditPage>, ApiError> {
+        let event_type = event_type
+            .0
+            .as_deref()
+            .map(|t| {
+                AuditType::parse(t)
+                    .ok_or_else(|| Error::Validation(format!("unknown event type {t:?}")))
+            })
+            .transpose()?;
+        let limit = limit.0.unwrap_or(50);
+        let filter = AuditFilter {
+            user: user.0,
+            event_type,
+            since: parse_time(since.0.as_deref(), "since")?,
+            until: parse_time(until.0.as_deref(), "until")?,
+            before_id: before.0,
+            limit: limit + 1,
+        };
+        let mut events = state.auth.audit_events(&auth.0, &filter).await?;
+        let more = events.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+        events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_before = if more {
+            events.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(Json(AuditPage {
+            items: events.into_iter().map(Into::into).collect(),
+            next_before,
+        }))
+    }
+}
