@@ -4,10 +4,10 @@
 
 -- Bumped on password change or reset and on deactivation: tokens carry the version they were
 -- issued with (`ver`), older ones are refused.
-ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN token_version BIGINT NOT NULL DEFAULT 0;
 -- Login attempts in the current window (reserved before the password is checked, so parallel
 -- attempts can never get more tries than the threshold), the window's start, the lock's end.
-ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN failed_logins BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN failed_window_start BIGINT;
 ALTER TABLE users ADD COLUMN locked_until BIGINT;
 -- When the password was last set (for optional password aging).

@@ -84,29 +84,38 @@ backend_tests! {
 backend_tests! {
     async fn sql_injection_strings_are_just_data(backend) {
         let app = spawn_app(backend.clone()).await;
-        for hostile in [
+        let token = app.token(Some(TENANT), "juan.perez").await;
+        let hostile = [
             "' OR '1'='1",
             "juan.perez' --",
             "\" OR 1=1; DROP TABLE users; --",
             "juan.perez@example.com' OR 'a'='a",
-        ] {
-            assert_error(
-                app.login(Some(TENANT), hostile, "' OR '1'='1").await,
-                StatusCode::UNAUTHORIZED,
-            )
-            .await;
-            assert_error(
-                app.reset_password(Some(TENANT), None, hostile, "NewPassword123")
-                    .await,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
-        }
-        assert_eq!(
-            app.login(Some(TENANT), "juan.perez", "SecurePass123")
+            "x'); DELETE FROM audit_events; --",
+        ];
+        for h in hostile {
+            assert_error(app.login(Some(TENANT), h, "' OR '1'='1").await, StatusCode::UNAUTHORIZED).await;
+            assert_error(app.reset_password(Some(TENANT), None, h, "NewPassword123").await, StatusCode::UNPROCESSABLE_ENTITY).await;
+            let wrong = app.change_password(&token, &format!("{h}-pad"), "NewPassword123").await;
+            assert_error(wrong, StatusCode::UNAUTHORIZED).await;
+            let q = app
+                .get("/api/v1/audit-events")
+                .query(&[("user", h)])
+                .bearer_auth(&token)
+                .send()
                 .await
-                .status(),
-            StatusCode::OK
-        );
+                .expect("sent");
+            assert_eq!(q.status(), StatusCode::OK);
+            let page: serde_json::Value = q.json().await.expect("json");
+            // Only the records of the failed login under exactly that name match it.
+            let items = page["items"].as_array().expect("items");
+            assert!(!items.is_empty());
+            for item in items {
+                assert_eq!(item["subject_username"].as_str(), Some(h.to_lowercase().as_str()), "{item}");
+            }
+        }
+        assert_eq!(app.login(Some(TENANT), "juan.perez", "SecurePass123").await.status(), StatusCode::OK);
+        let all = app.get("/api/v1/audit-events?limit=200").bearer_auth(&token).send().await.expect("sent");
+        let page: serde_json::Value = all.json().await.expect("json");
+        assert!(page["items"].as_array().expect("items").len() > 5, "the trail is intact");
     }
 }

@@ -205,6 +205,8 @@ pub struct TestApp {
     /// Holds the data and registry directories; removed on drop.
     pub dir: tempfile::TempDir,
     pub backend: Backend,
+    /// The configuration keys the server was started with.
+    overrides: Vec<(String, String)>,
     /// Unique per test; prefixes Postgres database names.
     pub run_id: String,
     /// Postgres databases this test made, dropped on drop.
@@ -252,6 +254,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         client: Client::new(),
         settings: settings.clone(),
         backend: options.backend.clone(),
+        overrides,
         dir,
         run_id,
         pg_databases: std::sync::Mutex::new(pg_databases),
@@ -286,6 +289,30 @@ impl TestApp {
             let _ = rx.await;
         })));
         self
+    }
+
+    /// Stops the server and starts a new one over the same directories and databases.
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(&[]).await
+    }
+
+    /// Like [`TestApp::restart`], with configuration keys changed.
+    pub async fn restart_with(mut self, changes: &[(&str, &str)]) -> TestApp {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.overrides
+            .extend(changes.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let pairs: Vec<(&str, &str)> = self
+            .overrides
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.settings = Settings::from_overrides(&pairs).expect("test settings");
+        self.start().await
     }
 
     /// The database URL a new tenant gets on this test's backend.

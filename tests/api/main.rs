@@ -9,6 +9,7 @@ mod helpers;
 mod login;
 mod passwords;
 mod scale;
+mod security;
 mod seed_client;
 mod spec;
 mod tenancy;

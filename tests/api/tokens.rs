@@ -246,3 +246,30 @@ async fn exec(app: &TestApp, sql: &'static str, id: i64) {
         }
     }
 }
+
+backend_tests! {
+    async fn tokens_not_yet_valid_are_refused(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let base = claims(&app).await;
+        let mut future_iat = base.clone();
+        future_iat["iat"] = json!(now() + 3600);
+        assert_error(app.me(&sign(&future_iat, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
+        let mut future_nbf = base.clone();
+        future_nbf["nbf"] = json!(now() + 3600);
+        assert_error(app.me(&sign(&future_nbf, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
+        // Within the leeway a slightly fast client clock is tolerated.
+        let mut skewed = base;
+        skewed["iat"] = json!(now() + 5);
+        assert_eq!(app.me(&sign(&skewed, &acme()), None).await.status(), StatusCode::OK);
+    }
+}
+
+backend_tests! {
+    async fn a_token_with_a_stale_version_is_refused(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let mut c = claims(&app).await;
+        c["ver"] = json!(1);
+        let detail = assert_error(app.me(&sign(&c, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
+        assert!(detail.contains("revoked"), "{detail}");
+    }
+}
