@@ -137,7 +137,10 @@ impl AdminApi {
         /// User ID.
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<AccountResponse>, ApiError> {
         Ok(Json(state.auth.unlock(&auth.0, id.0).await?.into()))
@@ -159,7 +162,10 @@ impl AdminApi {
         /// User ID.
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<AccountResponse>, ApiError> {
         Ok(Json(
@@ -182,7 +188,10 @@ impl AdminApi {
         /// User ID.
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<AccountResponse>, ApiError> {
         Ok(Json(
@@ -208,7 +217,10 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         /// Tenant identifier; taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<Option<String>>,
         /// Username (case-insensitive), as actor or subject.
         user: Query<Option<String>>,

@@ -55,7 +55,10 @@ impl AuthApi {
         state: Data<&Arc<AppState>>,
         req: &Request,
         /// Tenant identifier. If not provided, the legacy shared database is used.
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<Option<String>>,
         form: Form<LoginForm>,
     ) -> Result<LoginResponse, ApiError> {
@@ -89,7 +92,10 @@ impl AuthApi {
         &self,
         auth: BearerAuth,
         /// Tenant identifier; taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<MeResponse>, ApiError> {
         Ok(Json(MeResponse::from(&*auth.0.user)))
@@ -103,7 +109,10 @@ impl AuthApi {
         &self,
         auth: BearerAuth,
         /// Tenant identifier; taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<WhoAmIResponse>, ApiError> {
         Ok(Json(WhoAmIResponse::from(&*auth.0.user)))
@@ -125,7 +134,10 @@ impl AuthApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         /// Tenant identifier; taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<Option<String>>,
         body: Json<ChangePasswordRequest>,
     ) -> Result<Json<SuccessResponse>, ApiError> {
@@ -154,7 +166,10 @@ impl AuthApi {
         req: &Request,
         auth: OptionalBearerAuth,
         /// Tenant identifier (required for this endpoint).
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<String>,
         body: Json<ResetPasswordRequest>,
     ) -> Result<Json<ResetPasswordResponse>, ApiError> {
@@ -204,7 +219,10 @@ impl AuthApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         /// Tenant identifier; taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
+        #[oai(
+            name = "X-Tenant",
+            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+        )]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<SuccessResponse>, ApiError> {
         state.auth.logout(&auth.0).await?;
