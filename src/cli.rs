@@ -254,7 +254,7 @@ async fn user_create(settings: &Settings, args: UserCreate) -> anyhow::Result<()
         permissions,
         roles: Roles::new(roles)?,
     };
-    let created = store.create_user(&user).await;
+    let created = store.create_user(&user, "cli").await;
     store.close().await;
     let id = created?;
     let scope = args.tenant.as_deref().unwrap_or("legacy");

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     Store, StoreError,
-    audit::{NewAuditEvent, insert_audit, now_ms},
+    audit::{AuditType, NewAuditEvent, insert_audit, now_ms},
     with_pool,
 };
 use crate::domain::{Email, FullName, LoginIdentifier, Permissions, Roles, Username};
@@ -260,7 +260,10 @@ impl Store {
 
     /// Creates a user and its roles in one transaction; `Conflict` when the username or the
     /// e-mail is taken (case-insensitively).
-    pub async fn create_user(&self, user: &NewUser) -> Result<i64, StoreError> {
+    ///
+    /// Records `user_created` in the same transaction; `via` says by which path (`cli`,
+    /// `provisioning`, …), as operator actions carry no token.
+    pub async fn create_user(&self, user: &NewUser, via: &str) -> Result<i64, StoreError> {
         let now = OffsetDateTime::now_utc();
         let now_seconds = now.unix_timestamp();
         let permissions = Json(user.permissions.as_map());
@@ -287,6 +290,22 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            let event = NewAuditEvent {
+                event_type: AuditType::UserCreated,
+                actor_id: None,
+                actor_username: None,
+                subject_id: Some(id),
+                subject_username: Some(user.username.as_str().to_owned()),
+                client_addr: None,
+                user_agent: None,
+                trace: None,
+                details: serde_json::json!({
+                    "via": via,
+                    "roles": user.roles.names(),
+                    "is_active": user.is_active,
+                }),
+            };
+            insert_audit!(&mut *tx, &event, now_ms())?;
             tx.commit().await?;
             Ok(id)
         }.await);

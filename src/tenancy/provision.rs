@@ -69,7 +69,7 @@ pub async fn create_tenant(
     let mut outcome = Ok(());
     if let Some(user) = &new.first_user {
         outcome = store
-            .create_user(user)
+            .create_user(user, "provisioning")
             .await
             .map(drop)
             .map_err(ProvisionError::from);

@@ -362,7 +362,7 @@ impl TestApp {
     pub async fn create_user(&self, tenant: Option<&str>, spec: UserSpec) -> i64 {
         let store = self.store(tenant).await;
         let id = store
-            .create_user(&spec.into_new_user(&self.settings).await)
+            .create_user(&spec.into_new_user(&self.settings).await, "test")
             .await
             .expect("user created");
         store.close().await;

@@ -128,6 +128,14 @@ backend_tests! {
         assert_error(app.me(&dropped, None).await, StatusCode::UNAUTHORIZED).await;
         assert_error(post(&app, "/api/v1/auth/logout", &dropped).await, StatusCode::UNAUTHORIZED).await;
         assert_eq!(app.me(&kept, None).await.status(), StatusCode::OK);
+
+        let refused = audit(&app, &kept, "type=token_refused").await;
+        assert_eq!(refused.len(), 2);
+        assert!(refused.iter().all(|e| e["details"]["reason"] == "logged_out"));
+        assert_eq!(audit(&app, &kept, "type=logout").await.len(), 1);
+        let created = audit(&app, &kept, "type=user_created").await;
+        assert_eq!(created[0]["subject_username"], "juan.perez");
+        assert_eq!(created[0]["details"]["via"], "test");
     }
 }
 
@@ -258,7 +266,7 @@ backend_tests! {
 
         let events = audit(&app, &admin, "user=ana").await;
         let types: Vec<&str> = events.iter().map(|e| e["event_type"].as_str().expect("type")).collect();
-        assert_eq!(types, ["password_reset", "password_changed", "login_succeeded", "login_failed"]);
+        assert_eq!(types, ["password_reset", "password_changed", "login_succeeded", "login_failed", "user_created"]);
         let reset = &events[0];
         assert_eq!(reset["actor_username"], "juan.perez");
         assert_eq!(reset["subject_username"], "ana");
@@ -273,10 +281,10 @@ backend_tests! {
         assert_eq!(page["items"].as_array().expect("items").len(), 3);
         let before = page["next_before"].as_i64().expect("cursor");
         let rest = audit(&app, &admin, &format!("user=ana&before={before}")).await;
-        assert_eq!(rest.len(), 1);
+        assert_eq!(rest.len(), 2);
         assert_eq!(rest[0]["event_type"], "login_failed");
         assert!(audit(&app, &admin, "user=ana&since=2999-01-01T00:00:00Z").await.is_empty());
-        assert_eq!(audit(&app, &admin, "user=ana&until=2999-01-01T00:00:00Z").await.len(), 4);
+        assert_eq!(audit(&app, &admin, "user=ana&until=2999-01-01T00:00:00Z").await.len(), 5);
         let bad = app.get("/api/v1/audit-events?since=yesterday").bearer_auth(&admin).send().await.expect("sent");
         assert_error(bad, StatusCode::UNPROCESSABLE_ENTITY).await;
         let bad = app.get("/api/v1/audit-events?type=nope").bearer_auth(&admin).send().await.expect("sent");
@@ -290,7 +298,7 @@ backend_tests! {
             };
             assert!(refused, "{sql} must be refused");
         }
-        assert_eq!(audit(&app, &admin, "user=ana").await.len(), 4);
+        assert_eq!(audit(&app, &admin, "user=ana").await.len(), 5);
     }
 }
 
