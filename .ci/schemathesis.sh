@@ -5,15 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${VIGIA_BIN:-target/debug/vigia}
-[ -x "$BIN" ] || cargo build --quiet
+cargo build --quiet
+BIN=$(realpath "${VIGIA_BIN:-${CARGO_TARGET_DIR:-target}/debug/vigia}")
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
 
 (cd "$WORK" && VIGIA__SERVER__LISTEN="127.0.0.1:$PORT" \
   VIGIA__SECURITY__LOGIN_ATTEMPTS_PER_IP_PER_MINUTE=1000000 \
-  exec "$OLDPWD/$BIN" serve) > "$WORK/server.log" 2>&1 &
+  exec "$BIN" serve) > "$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -21,6 +21,7 @@ for _ in $(seq 1 100); do
   curl -sf "$BASE/healthz" >/dev/null && break
   sleep 0.1
 done
+curl -sf "$BASE/healthz" >/dev/null || { echo "the server did not start:" >&2; cat "$WORK/server.log" >&2; exit 1; }
 TOKEN=$(curl -sf -X POST "$BASE/api/v1/auth/login" -H "X-Tenant: acme-pharma" \
   -d username=juan.perez -d password=SecurePass123 |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')

@@ -45,6 +45,8 @@ pub struct TenantSettings {
     pub dir: PathBuf,
     /// Most tenant databases held open at once (each holds file descriptors or connections).
     pub pool_cache_capacity: u64,
+    /// Most tenant handles (keys, policy; no open files) kept in memory.
+    pub handle_cache_capacity: u64,
     /// A tenant's pool idle this long is closed.
     pub pool_idle_seconds: u64,
     /// How long "no such tenant" is remembered, so a burst of unknown IDs costs no disk reads.
@@ -153,6 +155,7 @@ shutdown_grace_seconds = 20
 [tenants]
 dir = "./tenants"
 pool_cache_capacity = 1000
+handle_cache_capacity = 100000
 pool_idle_seconds = 600
 negative_cache_millis = 1000
 recheck_millis = 2000
@@ -170,7 +173,7 @@ lockout_minutes = 15
 login_attempts_per_ip_per_minute = 60
 password_min_length = 6
 password_max_age_days = 0
-user_cache_millis = 2000
+user_cache_millis = 30000
 trust_forwarded_for = false
 
 [argon2]

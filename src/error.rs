@@ -67,7 +67,7 @@ impl From<StoreError> for Error {
                     retry_after_seconds: 5,
                 }
             }
-            StoreError::Other(e) => Self::Internal(e),
+            StoreError::Other(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
         }
     }
 }

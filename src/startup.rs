@@ -80,7 +80,9 @@ impl Application {
             .name("vigia")
             .run_with_graceful_shutdown(app, shutdown, Some(grace))
             .await;
-        state.registry.legacy().store.close().await;
+        if let Ok(store) = state.registry.legacy().store().await {
+            store.close().await;
+        }
         outcome
     }
 }

@@ -28,7 +28,12 @@ impl HealthApi {
     /// 200 when the legacy database answers; 503 otherwise.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> Result<Json<HealthResponse>, ApiError> {
-        state.registry.legacy().store.ping().await.map_err(|e| {
+        let legacy = state.registry.legacy().store().await;
+        let ping = match legacy {
+            Ok(store) => store.ping().await,
+            Err(e) => Err(e),
+        };
+        ping.map_err(|e| {
             tracing::warn!(error = %e, "readiness check failed");
             Error::Unavailable {
                 detail: "Legacy database unreachable".into(),

@@ -26,6 +26,7 @@ use crate::{
     domain::{Email, LoginIdentifier, Password, Role, Scope, TenantId},
     error::Error,
     store::{
+        Store,
         audit::{AuditEvent, AuditFilter, AuditType, NewAuditEvent},
         users::User,
     },
@@ -143,7 +144,8 @@ impl Auth {
                 })?;
         }
         let policy = &tenant.policy;
-        let user = tenant.store.user_by_login(login).await?;
+        let store = tenant.store().await?;
+        let user = store.user_by_login(login).await?;
         let user_id = user.as_ref().map(|u| u.id);
         let name = user
             .as_ref()
@@ -152,8 +154,7 @@ impl Auth {
         let phantom = || (tenant.scope.clone(), login.folded().to_owned());
         let attempt = match user_id {
             Some(id) => {
-                tenant
-                    .store
+                store
                     .reserve_login_attempt(id, now, policy.lockout_window)
                     .await?
             }
@@ -162,7 +163,7 @@ impl Auth {
         let threshold = i64::from(policy.lockout_threshold);
         let Some(attempt) = attempt.filter(|n| *n <= threshold) else {
             let until = match user_id {
-                Some(id) => tenant.store.locked_until(id).await?,
+                Some(id) => store.locked_until(id).await?,
                 None => self.phantoms.locked_until(phantom()),
             };
             let until = until.unwrap_or(now + policy.lockout_duration);
@@ -173,7 +174,7 @@ impl Auth {
                 &name,
                 json!({"reason": "locked"}),
             );
-            tenant.store.record_audit(&event).await?;
+            store.record_audit(&event).await?;
             return Err(Error::TooManyRequests {
                 detail: "Too many failed login attempts, retry later".into(),
                 retry_after_seconds: (until - now).max(1),
@@ -190,7 +191,7 @@ impl Auth {
                 &name,
                 json!({"reason": "bad_credentials", "attempt": attempt}),
             );
-            tenant.store.record_audit(&event).await?;
+            store.record_audit(&event).await?;
             if attempt >= threshold {
                 self.lock(tenant, user_id, &name, attempt, now, meta)
                     .await?;
@@ -222,12 +223,12 @@ impl Auth {
             None
         };
         if let Some((event, error)) = refusal {
-            tenant.store.record_audit(&event).await?;
+            store.record_audit(&event).await?;
             return Err(error);
         }
 
         if verified.needs_rehash {
-            self.rehash_in_background(tenant, &user, password);
+            self.rehash_in_background(&store, &user, password);
         }
         let (access_token, claims) = self
             .tokens
@@ -241,7 +242,7 @@ impl Auth {
             json!({}),
         );
         event.trace = Some(claims.trace);
-        tenant.store.clear_login_failures(user.id, &event).await?;
+        store.clear_login_failures(user.id, &event).await?;
         Ok(Login { access_token, user })
     }
 
@@ -266,13 +267,13 @@ impl Auth {
         );
         match user_id {
             Some(id) => {
-                tenant.store.lock_user(id, until, &event).await?;
+                tenant.store().await?.lock_user(id, until, &event).await?;
                 tenant.forget_user(id).await;
             }
             None => {
                 self.phantoms
                     .lock((tenant.scope.clone(), name.to_owned()), until);
-                tenant.store.record_audit(&event).await?;
+                tenant.store().await?.record_audit(&event).await?;
             }
         }
         // Part 11 §11.300(d): report attempted misuse "in an immediate and urgent manner".
@@ -289,9 +290,9 @@ impl Auth {
     }
 
     /// Upgrades a hash made with older parameters; a failure only costs the upgrade.
-    fn rehash_in_background(&self, tenant: &Tenant, user: &User, password: Password) {
+    fn rehash_in_background(&self, store: &Store, user: &User, password: Password) {
         let hasher = self.hasher.clone();
-        let store = tenant.store.clone();
+        let store = store.clone();
         let user_id = user.id;
         tokio::spawn(async move {
             let outcome = match hasher.hash(password).await {
@@ -357,7 +358,7 @@ impl Auth {
                     json!({"reason": reason, "jti": claims.jti}),
                 );
                 event.trace = Some(claims.trace.clone());
-                tenant.store.record_audit(&event).await?;
+                tenant.store().await?.record_audit(&event).await?;
                 Err(TokenError::Revoked.into())
             }
         }
@@ -388,7 +389,8 @@ impl Auth {
         let event = principal.event(AuditType::PasswordChanged, Some(&principal.user), json!({}));
         let tenant = &principal.tenant;
         tenant
-            .store
+            .store()
+            .await?
             .set_password(principal.user.id, &hash, &event)
             .await?;
         tenant.forget_user(principal.user.id).await;
@@ -406,7 +408,8 @@ impl Auth {
         meta: &RequestMeta,
     ) -> Result<User, Error> {
         let user = tenant
-            .store
+            .store()
+            .await?
             .user_by_email(email)
             .await?
             .ok_or_else(|| Error::NotFound("User not found".into()))?;
@@ -422,7 +425,11 @@ impl Auth {
                 json!({"actor": "anonymous (development)"}),
             ),
         };
-        tenant.store.set_password(user.id, &hash, &event).await?;
+        tenant
+            .store()
+            .await?
+            .set_password(user.id, &hash, &event)
+            .await?;
         tenant.forget_user(user.id).await;
         Ok(user)
     }
@@ -438,7 +445,8 @@ impl Auth {
         );
         principal
             .tenant
-            .store
+            .store()
+            .await?
             .revoke_token(&claims.jti, claims.uid, expires_at, &event)
             .await?;
         principal.tenant.remember_revoked(claims.jti.clone());
@@ -467,7 +475,8 @@ impl Auth {
         };
         admin
             .tenant
-            .store
+            .store()
+            .await?
             .set_active(user.id, active, &admin.event(kind, Some(&user), json!({})))
             .await?;
         admin.tenant.forget_user(user.id).await;
@@ -488,7 +497,8 @@ impl Auth {
         );
         admin
             .tenant
-            .store
+            .store()
+            .await?
             .clear_login_failures(user.id, &event)
             .await?;
         admin.tenant.forget_user(user.id).await;
@@ -505,13 +515,14 @@ impl Auth {
         filter: &AuditFilter,
     ) -> Result<Vec<AuditEvent>, Error> {
         require_admin(admin)?;
-        Ok(admin.tenant.store.audit_events(filter).await?)
+        Ok(admin.tenant.store().await?.audit_events(filter).await?)
     }
 
     async fn target(&self, admin: &Principal, user_id: i64) -> Result<User, Error> {
         admin
             .tenant
-            .store
+            .store()
+            .await?
             .user_by_id(user_id)
             .await?
             .ok_or_else(|| Error::NotFound("User not found".into()))

@@ -7,7 +7,7 @@ pub mod audit;
 pub mod revocations;
 pub mod users;
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
@@ -32,8 +32,9 @@ pub fn migrators() -> [(&'static str, &'static Migrator); 2] {
     ]
 }
 
-/// What went wrong in storage, in the terms a caller can act on.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong in storage, in the terms a caller can act on. Cheap to clone, so one
+/// failure can be handed to every caller that waited on the same pool opening.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
@@ -41,12 +42,18 @@ pub enum StoreError {
     #[error("{0}")]
     Conflict(String),
     /// The database could not be reached or did not answer in time.
-    #[error("database unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    #[error("database unavailable: {0}")]
+    Unavailable(Arc<sqlx::Error>),
     #[error("{0}")]
     Invalid(String),
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    #[error("{0:#}")]
+    Other(Arc<anyhow::Error>),
+}
+
+impl From<anyhow::Error> for StoreError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Other(Arc::new(e))
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -57,11 +64,11 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(Arc::new(err)),
             sqlx::Error::Database(ref db) if db.is_unique_violation() => {
                 Self::Conflict("already exists".into())
             }
-            other => Self::Other(anyhow::Error::new(other)),
+            other => anyhow::Error::new(other).into(),
         }
     }
 }
@@ -70,7 +77,7 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(err: sqlx::migrate::MigrateError) -> Self {
         match err {
             sqlx::migrate::MigrateError::Execute(e) => e.into(),
-            other => Self::Other(anyhow::Error::new(other).context("migrating")),
+            other => anyhow::Error::new(other).context("migrating").into(),
         }
     }
 }
@@ -212,12 +219,17 @@ impl Store {
     /// Opens a pool on an existing database (SQLite files are not created here: a missing
     /// tenant file is an error, not a fresh empty tenant) and applies pending migrations.
     pub async fn open(url: &DatabaseUrl, settings: &PoolSettings) -> Result<Self, StoreError> {
-        let store = Self::connect(url, settings, false).await?;
+        let store = Self::connect(url, settings).await?;
         store.migrate().await?;
         Ok(store)
     }
 
-    async fn connect(
+    /// Opens a pool on an existing, already migrated database.
+    pub async fn connect(url: &DatabaseUrl, settings: &PoolSettings) -> Result<Self, StoreError> {
+        Self::connect_with(url, settings, false).await
+    }
+
+    async fn connect_with(
         url: &DatabaseUrl,
         settings: &PoolSettings,
         create: bool,
@@ -317,7 +329,7 @@ pub async fn create_database(
             }
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Other(
+                    StoreError::from(
                         anyhow::Error::new(e).context(format!("creating {}", dir.display())),
                     )
                 })?;
@@ -341,7 +353,7 @@ pub async fn create_database(
             }
         }
     };
-    let store = match Store::connect(url, settings, true).await {
+    let store = match Store::connect_with(url, settings, true).await {
         Ok(store) => store,
         Err(e) => {
             if provisioned == Provisioned::Created {
@@ -373,7 +385,7 @@ pub async fn drop_database(url: &DatabaseUrl) {
                     match std::fs::remove_file(&file) {
                         Ok(()) => {}
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(StoreError::Other(e.into())),
+                        Err(e) => return Err(anyhow::Error::new(e).into()),
                     }
                 }
             }

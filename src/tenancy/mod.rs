@@ -1,11 +1,16 @@
-//! The tenant registry: maps a [`Scope`] to a [`Tenant`] handle (its open database and its
-//! signing key).
+//! The tenant registry: maps a [`Scope`] to a [`Tenant`] handle (its signing key, policy and
+//! database), and holds the caches every request needs.
 //!
 //! - Nothing is read at start-up but the legacy database: a tenant is looked up the first time
 //!   it is asked for, so start-up cost does not grow with the number of tenants.
-//! - Open tenants sit in a bounded moka cache (capacity and idle time); an evicted tenant's pool
-//!   closes when its last in-flight request drops the handle, so open file descriptors and
-//!   connections stay bounded whatever the number of tenants.
+//! - Two bounded moka caches with different costs: tenant *handles* (keys, policy; a few
+//!   hundred bytes, `tenants.handle_cache_capacity`) and open *pools* (file descriptors,
+//!   connections, a thread per SQLite connection; `tenants.pool_cache_capacity`). A request
+//!   served from memory — a token check with a cached user — needs no pool at all, so a
+//!   process can serve many more tenants than it can hold databases open. An evicted pool
+//!   closes when its last in-flight request drops it; open files stay bounded whatever the
+//!   number of tenants.
+//! - User snapshots and logout revocations are cached process-wide, keyed by scope.
 //! - Unknown IDs are remembered briefly (negative cache), so a burst of random well-formed IDs
 //!   costs no disk reads, and a tenant created by the CLI in another process is served within
 //!   about a second.
@@ -84,28 +89,40 @@ impl SecurityPolicy {
     }
 }
 
-/// Per-scope memory: user snapshots and revoked token ids, both owned by the tenant handle.
-struct ScopeMemory {
-    /// User records by id, for `user_cache_millis`; writes invalidate them.
-    users: Cache<i64, Arc<User>>,
-    /// Bumped by every invalidation, so a load that raced a write is not cached.
-    generation: AtomicU64,
+/// What every scope's handle shares: open pools, user snapshots, revoked token ids.
+struct Shared {
+    pool_settings: PoolSettings,
+    /// Open databases by URL: bounded by `pool_cache_capacity`, idle ones dropped.
+    pools: Cache<String, Store>,
+    /// URLs this process has migrated, so reopening an evicted pool skips the check.
+    migrated: SyncCache<String, ()>,
+    /// User records by scope and id, for `user_cache_millis`; writes invalidate them.
+    users: Cache<(Scope, i64), Arc<User>>,
     /// `jti`s revoked by logout (kept for the token lifetime).
-    revoked: SyncCache<String, ()>,
+    revoked: SyncCache<(Scope, String), ()>,
 }
 
-impl ScopeMemory {
+impl Shared {
     fn new(settings: &Settings) -> Self {
         Self {
+            pool_settings: PoolSettings::from(&settings.database),
+            pools: Cache::builder()
+                .name("tenant-pools")
+                .max_capacity(settings.tenants.pool_cache_capacity)
+                .time_to_idle(Duration::from_secs(
+                    settings.tenants.pool_idle_seconds.max(1),
+                ))
+                .build(),
+            migrated: SyncCache::builder().max_capacity(1_000_000).build(),
             users: Cache::builder()
-                .max_capacity(100_000)
+                .name("users")
+                .max_capacity(1_000_000)
                 .time_to_live(Duration::from_millis(
                     settings.security.user_cache_millis.max(1),
                 ))
                 .build(),
-            generation: AtomicU64::new(0),
             revoked: SyncCache::builder()
-                .max_capacity(1_000_000)
+                .max_capacity(10_000_000)
                 .time_to_live(
                     settings.token_ttl() + Duration::from_secs(settings.jwt.leeway_seconds),
                 )
@@ -113,13 +130,37 @@ impl ScopeMemory {
         }
     }
 
-    async fn load(store: &Store, settings: &Settings) -> Result<Self, StoreError> {
-        let memory = Self::new(settings);
+    /// The open pool of `url`, opening (and, once per process, migrating) it when needed.
+    async fn pool(&self, url: &DatabaseUrl) -> Result<Store, StoreError> {
+        let key = url.expose().to_owned();
+        let entry = self
+            .pools
+            .entry(key.clone())
+            .or_try_insert_with(async {
+                let store = if self.migrated.contains_key(&key) {
+                    Store::connect(url, &self.pool_settings).await?
+                } else {
+                    Store::open(url, &self.pool_settings).await?
+                };
+                self.migrated.insert(key.clone(), ());
+                Ok::<_, StoreError>(store)
+            })
+            .await
+            .map_err(|e| (*e).clone())?;
+        if entry.is_fresh() {
+            // Evict over-capacity pools now rather than at the cache's next maintenance, so
+            // open files stay within the bound.
+            self.pools.run_pending_tasks().await;
+        }
+        Ok(entry.into_value())
+    }
+
+    async fn load_revocations(&self, scope: &Scope, store: &Store) -> Result<(), StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for jti in store.live_revocations(now).await? {
-            memory.revoked.insert(jti, ());
+            self.revoked.insert((scope.clone(), jti), ());
         }
-        Ok(memory)
+        Ok(())
     }
 }
 
@@ -137,18 +178,28 @@ pub enum TenancyError {
     Broken(String),
 }
 
+/// Where a scope's database comes from.
+enum Database {
+    /// The legacy database: always open.
+    Fixed(Store),
+    /// A tenant's: from the shared pool cache, opened on demand.
+    Pooled,
+}
+
 /// One scope's handle: what every request of that scope needs, resolved once and cached.
 pub struct Tenant {
     pub scope: Scope,
     /// Display name from the tenant file (`legacy` for the shared database).
     pub name: String,
     pub active: bool,
-    pub store: Store,
     /// Derived once from the server secret; the hot path is then one HMAC per token.
     pub key: SigningKey,
     pub policy: SecurityPolicy,
-    memory: ScopeMemory,
-    /// The URL the pool was opened with (masked in logs).
+    database: Database,
+    shared: Arc<Shared>,
+    /// Bumped by every user invalidation, so a load that raced a write is not cached.
+    generation: AtomicU64,
+    /// The tenant's database (masked in logs).
     pub database_url: DatabaseUrl,
     /// The tenant file's modification time when loaded; a change means reload.
     modified: Option<SystemTime>,
@@ -167,18 +218,27 @@ impl std::fmt::Debug for Tenant {
 }
 
 impl Tenant {
+    /// The scope's database, opened if it is not.
+    pub async fn store(&self) -> Result<Store, StoreError> {
+        match &self.database {
+            Database::Fixed(store) => Ok(store.clone()),
+            Database::Pooled => self.shared.pool(&self.database_url).await,
+        }
+    }
+
     /// The user with `id`, from memory when fresh, else from the database.
     pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, StoreError> {
-        if let Some(user) = self.memory.users.get(&id).await {
+        let key = (self.scope.clone(), id);
+        if let Some(user) = self.shared.users.get(&key).await {
             return Ok(Some(user));
         }
-        let generation = self.memory.generation.load(Ordering::Acquire);
-        let Some(user) = self.store.user_by_id(id).await? else {
+        let generation = self.generation.load(Ordering::Acquire);
+        let Some(user) = self.store().await?.user_by_id(id).await? else {
             return Ok(None);
         };
         let user = Arc::new(user);
-        if self.memory.generation.load(Ordering::Acquire) == generation {
-            self.memory.users.insert(id, user.clone()).await;
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.shared.users.insert(key, user.clone()).await;
         }
         Ok(Some(user))
     }
@@ -186,17 +246,22 @@ impl Tenant {
     /// Drops the cached record of `id`; call after every write to a user, so this process
     /// never serves the old record (password, version, active flag) again.
     pub async fn forget_user(&self, id: i64) {
-        self.memory.generation.fetch_add(1, Ordering::AcqRel);
-        self.memory.users.invalidate(&id).await;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.shared
+            .users
+            .invalidate(&(self.scope.clone(), id))
+            .await;
     }
 
     pub fn is_revoked(&self, jti: &str) -> bool {
-        self.memory.revoked.contains_key(jti)
+        self.shared
+            .revoked
+            .contains_key(&(self.scope.clone(), jti.to_owned()))
     }
 
     /// Remembers a revoked `jti` (after storing it).
     pub fn remember_revoked(&self, jti: String) {
-        self.memory.revoked.insert(jti, ());
+        self.shared.revoked.insert((self.scope.clone(), jti), ());
     }
 }
 
@@ -204,8 +269,9 @@ pub struct Registry {
     settings: Settings,
     dir: PathBuf,
     secret: ServerSecret,
-    pools: PoolSettings,
+    shared: Arc<Shared>,
     legacy: Arc<Tenant>,
+    /// Tenant handles (no open files), bounded by `handle_cache_capacity`.
     open: Cache<TenantId, Arc<Tenant>>,
     absent: Cache<TenantId, ()>,
     recheck: Duration,
@@ -223,7 +289,9 @@ impl Registry {
         let store = provision::open_or_create(&legacy_url, &pools)
             .await
             .map_err(|e| anyhow::anyhow!("opening the legacy database {legacy_url}: {e}"))?;
-        let memory = ScopeMemory::load(&store, settings)
+        let shared = Arc::new(Shared::new(settings));
+        shared
+            .load_revocations(&Scope::Legacy, &store)
             .await
             .map_err(|e| anyhow::anyhow!("reading the legacy database {legacy_url}: {e}"))?;
         let legacy = Arc::new(Tenant {
@@ -231,19 +299,18 @@ impl Registry {
             scope: Scope::Legacy,
             name: "legacy".into(),
             active: true,
-            store,
+            database: Database::Fixed(store),
+            shared: shared.clone(),
+            generation: AtomicU64::new(0),
             policy: SecurityPolicy::new(&settings.security, &SecurityOverrides::default()),
-            memory,
             database_url: legacy_url,
             modified: None,
             checked_at: AtomicU64::new(0),
         });
         let open = Cache::builder()
-            .name("tenant-pools")
-            .max_capacity(settings.tenants.pool_cache_capacity)
-            .time_to_idle(Duration::from_secs(
-                settings.tenants.pool_idle_seconds.max(1),
-            ))
+            .name("tenants")
+            .max_capacity(settings.tenants.handle_cache_capacity)
+            .time_to_idle(Duration::from_secs(3600))
             .build();
         let absent = Cache::builder()
             .name("unknown-tenants")
@@ -256,7 +323,7 @@ impl Registry {
             settings: settings.clone(),
             dir: settings.tenants.dir.clone(),
             secret,
-            pools,
+            shared,
             legacy,
             open,
             absent,
@@ -297,12 +364,8 @@ impl Registry {
             .try_get_with_by_ref(id, self.load(id))
             .await
             .map_err(|e| (*e).clone());
-        match &loaded {
-            Err(TenancyError::Unknown) => self.absent.insert(id.clone(), ()).await,
-            // A pool was (probably) added: let the cache evict over-capacity pools now rather
-            // than at its next batch of maintenance, so open files stay within the bound.
-            Ok(_) => self.open.run_pending_tasks().await,
-            Err(_) => {}
+        if matches!(loaded, Err(TenancyError::Unknown)) {
+            self.absent.insert(id.clone(), ()).await;
         }
         loaded
     }
@@ -336,22 +399,23 @@ impl Registry {
         };
         let database_url = DatabaseUrl::parse(&entry.database_url)
             .map_err(|e| TenancyError::Broken(format!("tenant {id}: {e}")))?;
-        let store = Store::open(&database_url, &self.pools)
-            .await
-            .map_err(|e| TenancyError::Unavailable(Arc::new(e)))?;
-        let memory = ScopeMemory::load(&store, &self.settings)
-            .await
-            .map_err(|e| TenancyError::Unavailable(Arc::new(e)))?;
-        tracing::info!(tenant = %id, database = %database_url, "opened tenant database");
         let scope = Scope::Tenant(id.clone());
+        let unavailable = |e| TenancyError::Unavailable(Arc::new(e));
+        let store = self.shared.pool(&database_url).await.map_err(unavailable)?;
+        self.shared
+            .load_revocations(&scope, &store)
+            .await
+            .map_err(unavailable)?;
+        tracing::debug!(tenant = %id, database = %database_url, "loaded tenant");
         Ok(Arc::new(Tenant {
             key: SigningKey::derive(&self.secret, &scope),
             scope,
             name: entry.name,
             active: entry.active,
-            store,
+            database: Database::Pooled,
+            shared: self.shared.clone(),
+            generation: AtomicU64::new(0),
             policy: SecurityPolicy::new(&self.settings.security, &entry.security),
-            memory,
             database_url,
             modified,
             checked_at: AtomicU64::new(
@@ -367,7 +431,7 @@ impl Registry {
     }
 
     /// How many tenant databases are open now.
-    pub fn open_tenants(&self) -> u64 {
-        self.open.entry_count()
+    pub fn open_pools(&self) -> u64 {
+        self.shared.pools.entry_count()
     }
 }

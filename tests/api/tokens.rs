@@ -192,7 +192,7 @@ backend_tests! {
 
 backend_tests! {
     async fn a_deleted_users_token_is_refused(backend) {
-        let app = spawn_app(backend.clone()).await;
+        let app = short_user_cache(&backend).await;
         let id = app.create_user(Some(TENANT), UserSpec::new("leaver")).await;
         let token = app.token(Some(TENANT), "leaver").await;
         assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
@@ -211,7 +211,7 @@ backend_tests! {
 
 backend_tests! {
     async fn a_user_deactivated_by_another_process_is_refused_within_the_cache_ttl(backend) {
-        let app = spawn_app(backend.clone()).await;
+        let app = short_user_cache(&backend).await;
         let id = app.create_user(Some(TENANT), UserSpec::new("paused")).await;
         let token = app.token(Some(TENANT), "paused").await;
 
@@ -225,6 +225,16 @@ backend_tests! {
         assert_error(resp, StatusCode::UNAUTHORIZED).await;
         assert_error(app.login(Some(TENANT), "paused", crate::helpers::PASSWORD).await, StatusCode::FORBIDDEN).await;
     }
+}
+
+/// A server whose user snapshots live 300 ms, for changes made behind its back.
+async fn short_user_cache(backend: &crate::helpers::Backend) -> TestApp {
+    crate::helpers::spawn_app_with(crate::helpers::AppOptions {
+        backend: backend.clone(),
+        overrides: vec![("security.user_cache_millis".into(), "300".into())],
+        ..Default::default()
+    })
+    .await
 }
 
 /// Runs one statement against the tenant's database (what an admin tool would do).

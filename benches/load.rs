@@ -1,0 +1,539 @@
+//! The load benchmark: `cargo bench --bench load` (or `bash deploy/bench/run.sh`, which also
+//! installs wrk).
+//!
+//! Builds nothing by itself: cargo builds the release `vigia` binary and this file. It starts the
+//! server on loopback over a fresh temporary directory, provisions what each scenario needs,
+//! drives it with wrk (2 threads, 64 connections) and prints one line per scenario. Every
+//! figure is also given as a ratio to a baseline measured in the same run: a bare poem route
+//! returning the same bytes as whoami (this binary re-executed as a tiny server), and the
+//! single-core argon2id verify rate at the configured parameters.
+//!
+//! Scenarios: bare baseline; whoami; me; login; whoami while logins saturate the hasher; cold
+//! start with 100,000 registered tenants; first request to each of 10,000 cold tenants; whoami
+//! round-robin over those 10,000 tenants; RSS and open files after touching them; and
+//! `vigia tenant create` per SQLite tenant.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use vigia::{
+    auth::password::Hasher,
+    config::Settings,
+    domain::{Email, Password, Permissions, Role, Roles, Scope, TenantId, Username},
+    store::users::NewUser,
+    tenancy::{
+        ServerSecret,
+        file::{self, TenantFile},
+        provision::{self, NewTenant},
+    },
+};
+
+const SECRET: &str = "bench-secret-0123456789abcdef-0123456789abcdef";
+const REGISTERED: usize = 100_000;
+const TOUCHED: usize = 10_000;
+const DURATION: &str = "10s";
+
+fn main() -> anyhow::Result<()> {
+    if std::env::var("VIGIA_BENCH_ROLE").as_deref() == Ok("bare") {
+        return bare_server();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(orchestrate())
+}
+
+/// The baseline: a bare poem route answering the given bytes as JSON, on a port it prints.
+fn bare_server() -> anyhow::Result<()> {
+    use poem::{EndpointExt, Route, get, handler, http::header, listener::TcpAcceptor};
+    let body: &'static [u8] = std::fs::read(std::env::var("VIGIA_BENCH_BODY")?)?.leak();
+    #[handler]
+    fn bare(body: poem::web::Data<&&'static [u8]>) -> poem::Response {
+        poem::Response::builder()
+            .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(*body.0)
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening on http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        poem::Server::new_with_acceptor(acceptor)
+            .run(Route::new().at("/", get(bare)).data(body))
+            .await?;
+        anyhow::Ok(())
+    })
+}
+
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+impl std::fmt::Display for Wrk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            self.rps, self.p50_ms, self.p99_ms, self.errors
+        )
+    }
+}
+
+/// Runs wrk with 2 threads and `connections` connections; `script` is Lua (or empty).
+fn wrk(
+    url: &str,
+    connections: u32,
+    headers: &[String],
+    script: Option<&Path>,
+) -> anyhow::Result<Wrk> {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t2",
+        &format!("-c{connections}"),
+        &format!("-d{DURATION}"),
+        "--latency",
+        "--timeout",
+        "5s",
+    ]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let out = cmd.arg(url).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |prefix: &str| -> Option<String> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l[prefix.len()..].trim().to_owned())
+    };
+    let millis = |raw: String| -> f64 {
+        let raw = raw.trim();
+        let (number, factor) = if let Some(v) = raw.strip_suffix("us") {
+            (v, 0.001)
+        } else if let Some(v) = raw.strip_suffix("ms") {
+            (v, 1.0)
+        } else if let Some(v) = raw.strip_suffix('s') {
+            (v, 1000.0)
+        } else {
+            (raw, 1.0)
+        };
+        number.parse::<f64>().unwrap_or(f64::NAN) * factor
+    };
+    let errors = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+        + field("Socket errors:")
+            .map(|v| {
+                v.split(',')
+                    .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+    Ok(Wrk {
+        rps: field("Requests/sec:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
+        p50_ms: field("50%").map(millis).unwrap_or(f64::NAN),
+        p99_ms: field("99%").map(millis).unwrap_or(f64::NAN),
+        errors,
+    })
+}
+
+/// Starts a child and waits for its "listening on http://…" line; the address.
+fn start(mut cmd: Command, from_stdout: bool) -> anyhow::Result<(KillOnDrop, String)> {
+    if from_stdout {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    } else {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    }
+    let mut child = cmd.spawn()?;
+    let reader: Box<dyn std::io::Read + Send> = if from_stdout {
+        Box::new(child.stdout.take().expect("piped"))
+    } else {
+        Box::new(child.stderr.take().expect("piped"))
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+    });
+    let address = rx.recv_timeout(Duration::from_secs(60))?;
+    Ok((KillOnDrop(child), address))
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lua(path: &Path, body: &str) -> anyhow::Result<PathBuf> {
+    std::fs::write(path, body)?;
+    Ok(path.to_path_buf())
+}
+
+fn token(secret: &ServerSecret, tenant: &str) -> anyhow::Result<String> {
+    let scope = Scope::Tenant(TenantId::parse(tenant)?);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({
+        "sub": "1", "uid": 1, "username": "juan.perez", "email": "juan.perez@example.com", "role": "admin",
+        "roles": ["admin", "qf"], "tenant": tenant, "trace": "bench", "iat": now, "exp": now + 3600,
+        "jti": format!("bench-{tenant}"), "ver": 0
+    });
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(secret.kid());
+    Ok(jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(&secret.derive(&scope)),
+    )?)
+}
+
+fn status_of(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn orchestrate() -> anyhow::Result<()> {
+    anyhow::ensure!(
+        Command::new("wrk").arg("--version").output().is_ok(),
+        "wrk is not installed (apt-get install wrk)"
+    );
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    println!(
+        "vigia load benchmark — {cores} cores, wrk -t2 -c64 -d{DURATION}, work dir {}",
+        root.display()
+    );
+
+    // Baseline: single-core argon2id verify rate at the configured parameters.
+    let settings = Settings::from_overrides(&[])?;
+    let params = argon2::Params::new(
+        settings.argon2.memory_kib,
+        settings.argon2.iterations,
+        settings.argon2.parallelism,
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let argon = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let hash = argon
+        .hash_password(b"SecurePass123")
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_string();
+    let start_time = Instant::now();
+    let mut verifies = 0u32;
+    while start_time.elapsed() < Duration::from_secs(3) {
+        argon
+            .verify_password(b"SecurePass123", hash.as_str())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        verifies += 1;
+    }
+    let argon_rate = f64::from(verifies) / start_time.elapsed().as_secs_f64();
+    println!(
+        "{:<44} {argon_rate:>9.1} verifies/s (one core)",
+        "baseline: argon2id verify"
+    );
+
+    // Provisioning: a template tenant, copied; then registry files up to REGISTERED.
+    let data = root.join("data");
+    let tenants = root.join("tenants");
+    let config = root.join("vigia.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[tenants]\ndir = {:?}\npool_cache_capacity = {}\n[jwt]\nsecret = {SECRET:?}\n\
+             [security]\nlockout_threshold = 1000000000\nlogin_attempts_per_ip_per_minute = 1000000000\n",
+            data.display().to_string(),
+            tenants.display().to_string(),
+            settings.tenants.pool_cache_capacity,
+        ),
+    )?;
+    let settings = Settings::load(Some(&config))?;
+    let hasher = Hasher::new(&settings.argon2)?;
+    let user = NewUser {
+        username: Username::parse("juan.perez")?,
+        email: Email::parse("juan.perez@example.com")?,
+        full_name: Some(vigia::domain::FullName::parse("Juan Pérez García")?),
+        password_hash: hasher
+            .hash(Password::parse("SecurePass123".into(), "password")?)
+            .await?,
+        is_active: true,
+        empleado_id: Some(456),
+        permissions: Permissions::parse(
+            json!({"icsr": {"view": true, "edit": true}, "reports": {"view": true}}),
+        )?,
+        roles: Roles::new(vec![Role::parse("admin")?, Role::parse("qf")?])?,
+    };
+    let template = TenantFile {
+        database_url: String::new(),
+        name: "bench".into(),
+        active: true,
+        security: Default::default(),
+    };
+    provision::create_tenant(
+        &settings,
+        NewTenant {
+            id: TenantId::parse("t000000")?,
+            database_url: None,
+            name: None,
+            first_user: Some(user),
+        },
+    )
+    .await?;
+    let template_db = settings.tenant_sqlite_dir().join("t000000.db");
+    let provisioning = Instant::now();
+    for i in 1..REGISTERED {
+        let id = TenantId::parse(&format!("t{i:06}"))?;
+        let db = settings.tenant_sqlite_dir().join(format!("{id}.db"));
+        if i < TOUCHED {
+            std::fs::copy(&template_db, &db)?;
+        }
+        let entry = TenantFile {
+            database_url: vigia::config::sqlite_url(&db),
+            ..template.clone()
+        };
+        file::write_new(&tenants, &id, &entry)?;
+    }
+    println!(
+        "{:<44} {REGISTERED} registered ({TOUCHED} with a database) in {:.1} s",
+        "set-up",
+        provisioning.elapsed().as_secs_f64()
+    );
+
+    // Cold start with 100,000 registered tenants.
+    let bin = env!("CARGO_BIN_EXE_vigia");
+    let serve = || {
+        let mut cmd = Command::new(bin);
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("VIGIA__SERVER__LISTEN", "127.0.0.1:0")
+            .env("NO_COLOR", "1");
+        cmd
+    };
+    let started = Instant::now();
+    let (server, address) = start(serve(), false)?;
+    let client = reqwest::Client::new();
+    while client
+        .get(format!("{address}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let start_ms = started.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "{:<44} {start_ms:>9.0} ms to first /healthz (goal < 1000 ms)",
+        "cold start, 100,000 tenants"
+    );
+
+    let secret = ServerSecret::new(SECRET.as_bytes().to_vec());
+    let tok = token(&secret, "t000000")?;
+    let auth = format!("Authorization: Bearer {tok}");
+    let whoami_body = client
+        .get(format!("{address}/api/v1/auth/whoami"))
+        .bearer_auth(&tok)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let body_file = root.join("whoami.json");
+    std::fs::write(&body_file, &whoami_body)?;
+
+    let mut bare_cmd = Command::new(std::env::current_exe()?);
+    bare_cmd
+        .env("VIGIA_BENCH_ROLE", "bare")
+        .env("VIGIA_BENCH_BODY", &body_file);
+    let (bare, bare_address) = start(bare_cmd, true)?;
+    let base = wrk(&format!("{bare_address}/"), 64, &[], None)?;
+    println!("{:<44} {base}", "baseline: bare poem route, same bytes");
+    drop(bare);
+
+    let ratio = |w: &Wrk| w.rps / base.rps;
+    let whoami = wrk(
+        &format!("{address}/api/v1/auth/whoami"),
+        64,
+        std::slice::from_ref(&auth),
+        None,
+    )?;
+    println!(
+        "{:<44} {whoami}  = {:.2}x bare (goal >= 0.6)",
+        "whoami",
+        ratio(&whoami)
+    );
+    let me = wrk(
+        &format!("{address}/api/v1/auth/me"),
+        64,
+        &[auth.clone(), "X-Tenant: t000000".into()],
+        None,
+    )?;
+    println!("{:<44} {me}  = {:.2}x bare (goal >= 0.6)", "me", ratio(&me));
+
+    let login_script = lua(
+        &root.join("login.lua"),
+        "wrk.method = \"POST\"\nwrk.body = \"username=juan.perez&password=SecurePass123\"\n\
+         wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.headers[\"X-Tenant\"] = \"t000000\"\n",
+    )?;
+    let login = wrk(
+        &format!("{address}/api/v1/auth/login"),
+        64,
+        &[],
+        Some(&login_script),
+    )?;
+    let cap = argon_rate * cores as f64;
+    println!(
+        "{:<44} {login}  = {:.2}x {cores} cores x argon2 rate (goal >= 0.9)",
+        "login",
+        login.rps / cap
+    );
+
+    // whoami while logins keep every hashing thread busy.
+    let login_url = format!("{address}/api/v1/auth/login");
+    let background = std::thread::spawn(move || wrk(&login_url, 32, &[], Some(&login_script)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mixed = wrk(
+        &format!("{address}/api/v1/auth/whoami"),
+        32,
+        std::slice::from_ref(&auth),
+        None,
+    )?;
+    let logins = background
+        .join()
+        .map_err(|_| anyhow::anyhow!("login load panicked"))??;
+    println!(
+        "{:<44} {mixed}  (goal p99 < 10 ms)",
+        "whoami during login saturation"
+    );
+    println!("{:<44} {logins}", "  logins meanwhile (503 = queue bound)");
+
+    // Cold tenants: the first request to each of 10,000.
+    let tokens: Vec<String> = (0..TOUCHED)
+        .map(|i| token(&secret, &format!("t{i:06}")))
+        .collect::<Result<_, _>>()?;
+    let mut firsts = Vec::with_capacity(TOUCHED);
+    for tok in tokens.iter().skip(1) {
+        let t = Instant::now();
+        let resp = client
+            .get(format!("{address}/api/v1/auth/whoami"))
+            .bearer_auth(tok)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status() == 200,
+            "cold tenant answered {}",
+            resp.status()
+        );
+        firsts.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let pid = server.0.id();
+    println!(
+        "{:<44} p50 {:.2} ms  p99 {:.2} ms (goal p50 < 20 ms)",
+        "first request to a cold tenant (x9,999)",
+        percentile(&mut firsts, 0.5),
+        percentile(&mut firsts, 0.99)
+    );
+    println!(
+        "{:<44} RSS {} MB (goal < 256)  open files {} (pool cache capacity {})",
+        "after touching 10,000 tenants",
+        status_of(pid, "VmRSS:").unwrap_or(0) / 1024,
+        open_files(pid),
+        settings.tenants.pool_cache_capacity
+    );
+
+    let mut script = String::from("local tokens = {\n");
+    for t in &tokens {
+        script.push_str(&format!("\"{t}\",\n"));
+    }
+    script.push_str(
+        "}\nlocal i = 0\nrequest = function()\n  i = i % #tokens + 1\n  \
+         return wrk.format(\"GET\", nil, {[\"Authorization\"] = \"Bearer \" .. tokens[i]})\nend\n",
+    );
+    let rr_script = lua(&root.join("round_robin.lua"), &script)?;
+    let rr = wrk(
+        &format!("{address}/api/v1/auth/whoami"),
+        64,
+        &[],
+        Some(&rr_script),
+    )?;
+    println!(
+        "{:<44} {rr}  = {:.2}x single-tenant whoami (goal >= 0.8)",
+        "whoami round-robin over 10,000 tenants",
+        rr.rps / whoami.rps
+    );
+    println!(
+        "{:<44} RSS {} MB  open files {}",
+        "after the round-robin",
+        status_of(pid, "VmRSS:").unwrap_or(0) / 1024,
+        open_files(pid)
+    );
+    drop(server);
+
+    // Provisioning through the CLI, one process per tenant as an operator runs it.
+    let creates = 20;
+    let t = Instant::now();
+    for i in 0..creates {
+        let out = Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .args(["tenant", "create", &format!("new{i:03}")])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    println!(
+        "{:<44} {:>9.1} ms per tenant (goal < 50 ms)",
+        "vigia tenant create (SQLite), x20",
+        t.elapsed().as_secs_f64() * 1000.0 / f64::from(creates)
+    );
+    Ok(())
+}
