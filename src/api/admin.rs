@@ -136,11 +136,9 @@ impl AdminApi {
         auth: BearerAuth,
         /// User ID.
         id: Path<i64>,
-        /// Tenant identifier; taken from the token when not provided.
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
+        /// taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<AccountResponse>, ApiError> {
         Ok(Json(state.auth.unlock(&auth.0, id.0).await?.into()))
@@ -161,11 +159,9 @@ impl AdminApi {
         auth: BearerAuth,
         /// User ID.
         id: Path<i64>,
-        /// Tenant identifier; taken from the token when not provided.
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
+        /// taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<AccountResponse>, ApiError> {
         Ok(Json(
@@ -187,11 +183,9 @@ impl AdminApi {
         auth: BearerAuth,
         /// User ID.
         id: Path<i64>,
-        /// Tenant identifier; taken from the token when not provided.
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
+        /// taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<AccountResponse>, ApiError> {
         Ok(Json(
@@ -216,11 +210,9 @@ impl AdminApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
-        /// Tenant identifier; taken from the token when not provided.
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
+        /// taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
         /// Username (case-insensitive), as actor or subject.
         user: Query<Option<String>>,

@@ -54,11 +54,9 @@ impl AuthApi {
         &self,
         state: Data<&Arc<AppState>>,
         req: &Request,
-        /// Tenant identifier. If not provided, the legacy shared database is used.
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`).
+        /// If not provided, the legacy shared database is used.
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
         form: Form<LoginForm>,
     ) -> Result<LoginResponse, ApiError> {
@@ -91,11 +89,9 @@ impl AuthApi {
     async fn me(
         &self,
         auth: BearerAuth,
-        /// Tenant identifier; taken from the token when not provided.
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
+        /// taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<MeResponse>, ApiError> {
         Ok(Json(MeResponse::from(&*auth.0.user)))
@@ -108,11 +104,9 @@ impl AuthApi {
     async fn whoami(
         &self,
         auth: BearerAuth,
-        /// Tenant identifier; taken from the token when not provided.
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
+        /// taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<WhoAmIResponse>, ApiError> {
         Ok(Json(WhoAmIResponse::from(&*auth.0.user)))
@@ -133,11 +127,9 @@ impl AuthApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
-        /// Tenant identifier; taken from the token when not provided.
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
+        /// taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
         body: Json<ChangePasswordRequest>,
     ) -> Result<Json<SuccessResponse>, ApiError> {
@@ -165,11 +157,9 @@ impl AuthApi {
         state: Data<&Arc<AppState>>,
         req: &Request,
         auth: OptionalBearerAuth,
-        /// Tenant identifier (required for this endpoint).
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier (required for this endpoint), a lowercase DNS label
+        /// (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`).
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<String>,
         body: Json<ResetPasswordRequest>,
     ) -> Result<Json<ResetPasswordResponse>, ApiError> {
@@ -218,11 +208,9 @@ impl AuthApi {
         &self,
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
-        /// Tenant identifier; taken from the token when not provided.
-        #[oai(
-            name = "X-Tenant",
-            validator(pattern = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-        )]
+        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
+        /// taken from the token when not provided.
+        #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<SuccessResponse>, ApiError> {
         state.auth.logout(&auth.0).await?;
