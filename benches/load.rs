@@ -457,24 +457,35 @@ async fn orchestrate() -> anyhow::Result<()> {
     let tokens: Vec<String> = (0..TOUCHED)
         .map(|i| token(&secret, &format!("t{i:06}")))
         .collect::<Result<_, _>>()?;
-    let mut firsts = Vec::with_capacity(TOUCHED);
-    for tok in tokens.iter().skip(1) {
-        let t = Instant::now();
-        let resp = client
-            .get(format!("{address}/api/v1/auth/whoami"))
-            .bearer_auth(tok)
-            .send()
-            .await?;
-        anyhow::ensure!(
-            resp.status() == 200,
-            "cold tenant answered {}",
-            resp.status()
-        );
-        firsts.push(t.elapsed().as_secs_f64() * 1000.0);
+    // Eight clients at a time, each timing its own requests.
+    let mut clients = tokio::task::JoinSet::new();
+    for lane in 0..8 {
+        let mine: Vec<String> = tokens.iter().skip(1 + lane).step_by(8).cloned().collect();
+        let (client, url) = (client.clone(), format!("{address}/api/v1/auth/whoami"));
+        clients.spawn(async move {
+            let mut times = Vec::with_capacity(mine.len());
+            for tok in mine {
+                let t = Instant::now();
+                let resp = client.get(&url).bearer_auth(tok).send().await?;
+                anyhow::ensure!(
+                    resp.status() == 200,
+                    "cold tenant answered {}",
+                    resp.status()
+                );
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok(times)
+        });
     }
+    let touching = Instant::now();
+    let mut firsts = Vec::with_capacity(TOUCHED);
+    while let Some(times) = clients.join_next().await {
+        firsts.extend(times??);
+    }
+    let touch_seconds = touching.elapsed().as_secs_f64();
     let pid = server.0.id();
     println!(
-        "{:<44} p50 {:.2} ms  p99 {:.2} ms (goal p50 < 20 ms)",
+        "{:<44} p50 {:.2} ms  p99 {:.2} ms, 8 clients, {touch_seconds:.1} s in all (goal p50 < 20 ms)",
         "first request to a cold tenant (x9,999)",
         percentile(&mut firsts, 0.5),
         percentile(&mut firsts, 0.99)

@@ -151,7 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    telemetry::init(settings.environment);
+    let _log_writer = telemetry::init(settings.environment);
     let app = Application::build(settings).await?;
     let state = app.state();
     tracing::info!(

@@ -5,7 +5,7 @@
 use std::{future::Future, io::Write, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use poem::{EndpointExt, Server, listener::TcpAcceptor, middleware::Tracing};
+use poem::{Server, listener::TcpAcceptor};
 
 use crate::{
     api::{self, AppState},
@@ -75,7 +75,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_seconds);
         let state = self.state.clone();
-        let app = api::routes(self.state).with(Tracing);
+        let app = api::routes(self.state);
         let outcome = Server::new_with_acceptor(self.acceptor)
             .name("vigia")
             .run_with_graceful_shutdown(app, shutdown, Some(grace))

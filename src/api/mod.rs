@@ -75,6 +75,26 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .around(limit_request)
         .data(state)
         .catch_all_error(framework_error)
+        .around(access_log)
+}
+
+/// One log line per request, after it is answered: method, path (never the query, which may
+/// hold personal data), status and duration.
+async fn access_log<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+    let started = std::time::Instant::now();
+    let logged = tracing::enabled!(tracing::Level::INFO)
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
+    let response = next.call(req).await?.into_response();
+    if let Some((method, path)) = logged {
+        tracing::info!(
+            %method,
+            path,
+            status = response.status().as_u16(),
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+    }
+    Ok(response)
 }
 
 /// Refuses headers over [`MAX_HEADER_BYTES`] with 431, and bodies over [`MAX_BODY_BYTES`] with

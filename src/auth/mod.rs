@@ -12,14 +12,14 @@ pub mod password;
 pub mod throttle;
 pub mod token;
 
-use std::{net::IpAddr, sync::Arc};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
 
 use self::{
     password::Hasher,
     throttle::{AddressLimiter, PhantomLockouts, now},
-    token::{Claims, TokenError, TokenService, peek_tenant},
+    token::{Claims, TokenError, TokenService, VerifiedTokens, peek_tenant},
 };
 use crate::{
     config::Settings,
@@ -44,7 +44,7 @@ pub struct RequestMeta {
 #[derive(Debug)]
 pub struct Principal {
     pub tenant: Arc<Tenant>,
-    pub claims: Claims,
+    pub claims: Arc<Claims>,
     pub user: Arc<User>,
     pub meta: RequestMeta,
 }
@@ -85,6 +85,7 @@ pub struct Login {
 pub struct Auth {
     pub hasher: Hasher,
     pub tokens: TokenService,
+    verified: VerifiedTokens,
     addresses: AddressLimiter,
     phantoms: PhantomLockouts,
 }
@@ -115,6 +116,10 @@ impl Auth {
         Self {
             hasher,
             tokens,
+            verified: VerifiedTokens::new(
+                100_000,
+                Duration::from_secs(settings.jwt.leeway_seconds),
+            ),
             addresses: AddressLimiter::new(settings.security.login_attempts_per_ip_per_minute),
             phantoms: PhantomLockouts::new(),
         }
@@ -320,9 +325,11 @@ impl Auth {
         meta: RequestMeta,
     ) -> Result<Principal, Error> {
         let from_header = header_tenant.is_some();
-        let scope = match header_tenant {
-            Some(id) => Scope::Tenant(id),
-            None => match peek_tenant(token)? {
+        let seen = self.verified.get(header_tenant.as_ref(), token);
+        let scope = match (&seen, &header_tenant) {
+            (Some(seen), _) => seen.scope.clone(),
+            (None, Some(id)) => Scope::Tenant(id.clone()),
+            (None, None) => match peek_tenant(token)? {
                 None => Scope::Legacy,
                 Some(raw) => Scope::Tenant(TenantId::parse(&raw).map_err(|_| TokenError::Invalid)?),
             },
@@ -333,7 +340,15 @@ impl Auth {
             Err(TenancyError::Unknown) if !from_header => return Err(TokenError::Invalid.into()),
             Err(e) => return Err(e.into()),
         };
-        let claims = self.tokens.verify(&tenant.key, &scope, token)?;
+        let claims = match seen {
+            Some(seen) => seen.claims.clone(),
+            None => {
+                let claims = Arc::new(self.tokens.verify(&tenant.key, &scope, token)?);
+                self.verified
+                    .insert(header_tenant, token, scope, claims.clone());
+                claims
+            }
+        };
         let user = tenant.user(claims.uid).await?;
         let reason = match &user {
             None => Some("user_deleted"),

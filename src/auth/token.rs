@@ -6,12 +6,20 @@
 //! only thing read before the signature is checked is the unverified `tenant` claim, and only to
 //! choose which key to try ([`peek_tenant`]).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    hash::{BuildHasher, RandomState},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::{domain::Scope, store::users::User, tenancy::SigningKey};
+use crate::{
+    domain::{Scope, TenantId},
+    store::users::User,
+    tenancy::SigningKey,
+};
 
 /// The contract's claims. Every field is required when decoding (`tenant` may be null).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -132,6 +140,59 @@ impl TokenService {
             return Err(TokenError::Invalid);
         }
         Ok(claims)
+    }
+}
+
+/// Recently verified tokens, so that a token presented again costs one hash lookup instead of
+/// base64, JSON and an HMAC. Keyed by a randomly keyed hash of (`X-Tenant`, token); a hit is
+/// confirmed by comparing both in full, and `exp` is checked on every use. Revocation is not
+/// cached here: the caller still checks the user's token version and the revoked `jti`s.
+pub struct VerifiedTokens {
+    cache: moka::sync::Cache<u64, Arc<Verified>>,
+    hasher: RandomState,
+    leeway: u64,
+}
+
+/// A token that verified for `scope` when presented with the `X-Tenant` header `header`.
+pub struct Verified {
+    header: Option<TenantId>,
+    token: Box<str>,
+    pub scope: Scope,
+    pub claims: Arc<Claims>,
+}
+
+impl VerifiedTokens {
+    pub fn new(capacity: u64, leeway: Duration) -> Self {
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            hasher: RandomState::new(),
+            leeway: leeway.as_secs(),
+        }
+    }
+
+    fn key(&self, header: Option<&TenantId>, token: &str) -> u64 {
+        self.hasher.hash_one((header, token))
+    }
+
+    /// The earlier verification of exactly this token and header, if it has not expired.
+    pub fn get(&self, header: Option<&TenantId>, token: &str) -> Option<Arc<Verified>> {
+        let hit = self.cache.get(&self.key(header, token))?;
+        let same = hit.header.as_ref() == header && &*hit.token == token;
+        (same && now() < hit.claims.exp + self.leeway).then_some(hit)
+    }
+
+    pub fn insert(&self, header: Option<TenantId>, token: &str, scope: Scope, claims: Arc<Claims>) {
+        let key = self.key(header.as_ref(), token);
+        let verified = Verified {
+            header,
+            token: token.into(),
+            scope,
+            claims,
+        };
+        self.cache.insert(key, Arc::new(verified));
     }
 }
 
