@@ -154,7 +154,7 @@ shutdown_grace_seconds = 20
 
 [tenants]
 dir = "./tenants"
-pool_cache_capacity = 1000
+pool_cache_capacity = 256
 handle_cache_capacity = 100000
 pool_idle_seconds = 600
 negative_cache_millis = 1000

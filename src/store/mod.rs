@@ -243,7 +243,6 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(settings.sqlite_busy_timeout)
                     .foreign_keys(true)
-                    .pragma("mmap_size", "67108864")
                     .log_statements(tracing::log::LevelFilter::Trace);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.sqlite_max_connections)
