@@ -243,6 +243,10 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(settings.sqlite_busy_timeout)
                     .foreign_keys(true)
+                    // A tenant database is small and a process may hold hundreds open: keep
+                    // each connection's page cache and prepared statements modest.
+                    .pragma("cache_size", "-512")
+                    .statement_cache_capacity(32)
                     .log_statements(tracing::log::LevelFilter::Trace);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(settings.sqlite_max_connections)
