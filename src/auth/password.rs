@@ -39,9 +39,6 @@ pub struct Hasher {
     admitted: Arc<Semaphore>,
     /// Permits for jobs running (`workers`).
     running: Arc<Semaphore>,
-    workers: usize,
-    /// `workers + queue`: the permits `admitted` was created with.
-    capacity: usize,
 }
 
 impl Hasher {
@@ -66,18 +63,7 @@ impl Hasher {
             dummy_hash,
             admitted: Arc::new(Semaphore::new(workers + settings.queue)),
             running: Arc::new(Semaphore::new(workers)),
-            workers,
-            capacity: workers + settings.queue,
         })
-    }
-
-    pub fn workers(&self) -> usize {
-        self.workers
-    }
-
-    /// Jobs running or waiting now.
-    pub fn in_flight(&self) -> usize {
-        self.capacity - self.admitted.available_permits()
     }
 
     /// Hashes a new password (PHC string).

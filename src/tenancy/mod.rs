@@ -423,15 +423,4 @@ impl Registry {
             ),
         }))
     }
-
-    /// Forgets what this process cached about `id` (after provisioning it here).
-    pub async fn forget(&self, id: &TenantId) {
-        self.absent.invalidate(id).await;
-        self.open.invalidate(id).await;
-    }
-
-    /// How many tenant databases are open now.
-    pub fn open_pools(&self) -> u64 {
-        self.shared.pools.entry_count()
-    }
 }
