@@ -1,5 +1,5 @@
 //! Password hashing: argon2id (RustCrypto) at configurable cost (OWASP default: 19 MiB, t=2,
-//! p=1), run off the async executor on a bounded set of blocking threads.
+//! p=1), run off the async executor on a fixed set of hashing threads (one per core by default).
 //!
 //! Each hash holds ~19 MiB while it runs, so both the running jobs (`workers`, one per core by
 //! default) and the waiting ones (`queue`) are bounded; past the bound the caller gets
@@ -8,7 +8,10 @@
 
 use std::sync::Arc;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
+use argon2::{
+    Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version,
+    password_hash::phc::{Output, ParamsString, Salt},
+};
 use tokio::sync::Semaphore;
 
 use crate::{config::Argon2Settings, domain::Password};
@@ -37,8 +40,37 @@ pub struct Hasher {
     dummy_hash: Arc<str>,
     /// Permits for jobs running or waiting (`workers + queue`).
     admitted: Arc<Semaphore>,
-    /// Permits for jobs running (`workers`).
-    running: Arc<Semaphore>,
+    /// Feeds the hashing threads.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts the hashing threads: a fixed set, so argon2's 19 MiB working memory is allocated, and
+/// kept by the allocator for reuse, on these threads only — not on whichever of tokio's many
+/// blocking threads happens to run a job, where each allocator arena would keep its own copy.
+/// They stop when the last `Hasher` clone is dropped.
+fn start_workers(count: usize) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
+    let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+    let receiver = Arc::new(std::sync::Mutex::new(receiver));
+    for i in 0..count {
+        let receiver = receiver.clone();
+        std::thread::Builder::new()
+            .name(format!("vigia-hash-{i}"))
+            .spawn(move || {
+                loop {
+                    let next = receiver
+                        .lock()
+                        .map_err(drop)
+                        .and_then(|r| r.recv().map_err(drop));
+                    match next {
+                        Ok(job) => job(),
+                        Err(()) => break,
+                    }
+                }
+            })?;
+    }
+    Ok(sender)
 }
 
 impl Hasher {
@@ -62,14 +94,14 @@ impl Hasher {
             params,
             dummy_hash,
             admitted: Arc::new(Semaphore::new(workers + settings.queue)),
-            running: Arc::new(Semaphore::new(workers)),
+            jobs: start_workers(workers)?,
         })
     }
 
     /// Hashes a new password (PHC string).
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
         let params = self.params.clone();
-        self.run(move || hash_now(&params, password.as_bytes()))
+        self.run(move || with_memory(|memory| hash_in(memory, &params, password.as_bytes())))
             .await?
             .map_err(HashError::Internal)
     }
@@ -91,9 +123,7 @@ impl Hasher {
                     needs_rehash: false,
                 };
             };
-            let matches = Argon2::default()
-                .verify_password(password.as_bytes(), &hash)
-                .is_ok();
+            let matches = with_memory(|memory| verify_in(memory, password.as_bytes(), &hash));
             let current = hash.algorithm == argon2::ARGON2ID_IDENT
                 && Params::try_from(&hash).is_ok_and(|p| {
                     p.m_cost() == params.m_cost()
@@ -108,8 +138,8 @@ impl Hasher {
         .await
     }
 
-    /// Runs `job` on a blocking thread once admitted; the permits travel with the job, so an
-    /// abandoned request cannot let more hashes run than the bound.
+    /// Runs `job` on a hashing thread once admitted; the permit travels with the job, so an
+    /// abandoned request cannot let more hashes queue than the bound.
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
@@ -119,19 +149,17 @@ impl Hasher {
             .clone()
             .try_acquire_owned()
             .map_err(|_| HashError::Busy)?;
-        let running = self
-            .running
-            .clone()
-            .acquire_owned()
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(job());
+            drop(admitted);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| HashError::Internal("the hashing threads stopped".into()))?;
+        result
             .await
-            .map_err(|_| HashError::Internal("hasher closed".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let out = job();
-            drop((running, admitted));
-            out
-        })
-        .await
-        .map_err(|e| HashError::Internal(e.to_string()))
+            .map_err(|_| HashError::Internal("a hashing job was lost".into()))
     }
 }
 
@@ -140,6 +168,64 @@ fn hash_now(params: &Params, password: &[u8]) -> Result<String, String> {
         .hash_password(password)
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
+}
+
+thread_local! {
+    /// Each hashing thread's argon2 working memory, allocated once and reused, so hashing
+    /// neither page-faults 19 MiB per password nor leaves copies in allocator arenas.
+    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn with_memory<T>(f: impl FnOnce(&mut Vec<Block>) -> T) -> T {
+    MEMORY.with(|memory| f(&mut memory.borrow_mut()))
+}
+
+/// What argon2's `hash_password` does, in `memory`: a random salt, argon2id v1.3 at `params`,
+/// the PHC string.
+fn hash_in(memory: &mut Vec<Block>, params: &Params, password: &[u8]) -> Result<String, String> {
+    let salt = Salt::generate();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    memory.resize(params.block_count(), Block::default());
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(password, &salt, &mut out, &mut memory[..])
+        .map_err(|e| e.to_string())?;
+    let hash = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| e.to_string())?,
+        salt: Some(salt),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(hash.to_string())
+}
+
+/// What argon2's `verify_password` does, in `memory`: recompute with the stored algorithm,
+/// version, parameters and salt, and compare the outputs in constant time (`Output`'s `==`).
+fn verify_in(memory: &mut Vec<Block>, password: &[u8], hash: &PasswordHash) -> bool {
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(hash.algorithm.as_str()),
+        Params::try_from(hash),
+    ) else {
+        return false;
+    };
+    let Ok(version) = hash
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    memory.resize(params.block_count(), Block::default());
+    let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password,
+        salt,
+        &mut out,
+        &mut memory[..],
+    );
+    computed.is_ok() && Output::new(&out).is_ok_and(|out| out == *expected)
 }
 
 #[cfg(test)]
@@ -203,6 +289,28 @@ mod tests {
                 needs_rehash: true
             }
         );
+    }
+
+    #[test]
+    fn hashing_in_reused_memory_agrees_with_the_argon2_crate() {
+        use argon2::PasswordVerifier;
+        let params = Params::new(64, 1, 1, None).expect("params");
+        let mut memory = Vec::new();
+        let ours = hash_in(&mut memory, &params, b"SecurePass123").expect("hash");
+        let theirs = hash_now(&params, b"SecurePass123").expect("hash");
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let ours = PasswordHash::new(&ours).expect("PHC");
+        let theirs = PasswordHash::new(&theirs).expect("PHC");
+        assert!(argon.verify_password(b"SecurePass123", &ours).is_ok());
+        assert!(verify_in(&mut memory, b"SecurePass123", &theirs));
+        assert!(verify_in(&mut memory, b"SecurePass123", &ours));
+        assert!(!verify_in(&mut memory, b"SecurePass124", &theirs));
+        // The memory is reused, whatever it held before.
+        assert!(verify_in(
+            &mut vec![Block::default(); 64],
+            b"SecurePass123",
+            &ours
+        ));
     }
 
     #[tokio::test]
