@@ -193,6 +193,20 @@ fn primary_role(user: &User) -> String {
 
 /// The stored permissions object as the typed map the spec documents (it was checked to be
 /// modules of boolean actions when written).
+/// Anything else (never written by this server) is left out rather than failing the request.
 fn permission_map(value: &serde_json::Value) -> PermissionMap {
-    serde_json::from_value(value.clone()).unwrap_or_default()
+    let Some(modules) = value.as_object() else {
+        return PermissionMap::new();
+    };
+    modules
+        .iter()
+        .filter_map(|(module, actions)| {
+            let actions = actions
+                .as_object()?
+                .iter()
+                .filter_map(|(action, allowed)| Some((action.clone(), allowed.as_bool()?)))
+                .collect();
+            Some((module.clone(), actions))
+        })
+        .collect()
 }
