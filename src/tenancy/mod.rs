@@ -22,7 +22,6 @@ pub mod keys;
 pub mod provision;
 
 use std::{
-    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -189,8 +188,6 @@ enum Database {
 /// One scope's handle: what every request of that scope needs, resolved once and cached.
 pub struct Tenant {
     pub scope: Scope,
-    /// Display name from the tenant file (`legacy` for the shared database).
-    pub name: String,
     pub active: bool,
     /// Derived once from the server secret; the hot path is then one HMAC per token.
     pub key: SigningKey,
@@ -267,7 +264,6 @@ impl Tenant {
 
 pub struct Registry {
     settings: Settings,
-    dir: PathBuf,
     secret: ServerSecret,
     shared: Arc<Shared>,
     legacy: Arc<Tenant>,
@@ -297,7 +293,6 @@ impl Registry {
         let legacy = Arc::new(Tenant {
             key: SigningKey::derive(&secret, &Scope::Legacy),
             scope: Scope::Legacy,
-            name: "legacy".into(),
             active: true,
             database: Database::Fixed(store),
             shared: shared.clone(),
@@ -321,7 +316,6 @@ impl Registry {
             .build();
         Ok(Self {
             settings: settings.clone(),
-            dir: settings.tenants.dir.clone(),
             secret,
             shared,
             legacy,
@@ -382,7 +376,7 @@ impl Registry {
         let Scope::Tenant(id) = &tenant.scope else {
             return true;
         };
-        let current = file::modified(&file::path_of(&self.dir, id));
+        let current = file::modified(&file::path_of(&self.settings.tenants.dir, id));
         if current.is_some() && current == tenant.modified {
             tenant.checked_at.store(now, Ordering::Relaxed);
             true
@@ -392,7 +386,7 @@ impl Registry {
     }
 
     async fn load(&self, id: &TenantId) -> Result<Arc<Tenant>, TenancyError> {
-        let (entry, modified) = match file::read(&self.dir, id).await {
+        let (entry, modified) = match file::read(&self.settings.tenants.dir, id).await {
             Ok(found) => found,
             Err(file::FileError::Missing) => return Err(TenancyError::Unknown),
             Err(e) => return Err(TenancyError::Broken(e.to_string())),
@@ -410,7 +404,6 @@ impl Registry {
         Ok(Arc::new(Tenant {
             key: SigningKey::derive(&self.secret, &scope),
             scope,
-            name: entry.name,
             active: entry.active,
             database: Database::Pooled,
             shared: self.shared.clone(),

@@ -358,6 +358,15 @@ impl TestApp {
             .expect("store opens")
     }
 
+    /// Runs one statement against `TENANT`'s database behind the server's back (what another
+    /// process or an admin tool would do), binding `id` as `$1` when given.
+    pub async fn execute(&self, sql: &'static str, id: Option<i64>) -> Result<(), sqlx::Error> {
+        match self.store(Some(TENANT)).await {
+            Store::Sqlite(pool) => sqlx::query(sql).bind(id).execute(&pool).await.map(drop),
+            Store::Postgres(pool) => sqlx::query(sql).bind(id).execute(&pool).await.map(drop),
+        }
+    }
+
     /// Creates a user with password [`PASSWORD`]; returns its id.
     pub async fn create_user(&self, tenant: Option<&str>, spec: UserSpec) -> i64 {
         let store = self.store(tenant).await;

@@ -198,7 +198,7 @@ backend_tests! {
         assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
 
         // Removed by another process: seen once this server's user snapshot expires.
-        exec(&app, "DELETE FROM users WHERE id = $1", id).await;
+        app.execute("DELETE FROM users WHERE id = $1", Some(id)).await.expect("executed");
 
         let resp = eventually(Duration::from_secs(5), || async {
             let resp = app.me(&token, Some(TENANT)).await;
@@ -215,7 +215,7 @@ backend_tests! {
         let id = app.create_user(Some(TENANT), UserSpec::new("paused")).await;
         let token = app.token(Some(TENANT), "paused").await;
 
-        exec(&app, "UPDATE users SET is_active = FALSE WHERE id = $1", id).await;
+        app.execute("UPDATE users SET is_active = FALSE WHERE id = $1", Some(id)).await.expect("executed");
 
         let resp = eventually(Duration::from_secs(5), || async {
             let resp = app.me(&token, Some(TENANT)).await;
@@ -235,26 +235,6 @@ async fn short_user_cache(backend: &crate::helpers::Backend) -> TestApp {
         ..Default::default()
     })
     .await
-}
-
-/// Runs one statement against the tenant's database (what an admin tool would do).
-async fn exec(app: &TestApp, sql: &'static str, id: i64) {
-    match app.store(Some(TENANT)).await {
-        vigia::store::Store::Sqlite(pool) => {
-            sqlx::query(sql)
-                .bind(id)
-                .execute(&pool)
-                .await
-                .expect("executed");
-        }
-        vigia::store::Store::Postgres(pool) => {
-            sqlx::query(sql)
-                .bind(id)
-                .execute(&pool)
-                .await
-                .expect("executed");
-        }
-    }
 }
 
 backend_tests! {
