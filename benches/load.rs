@@ -315,6 +315,7 @@ async fn orchestrate() -> anyhow::Result<()> {
         name: "bench".into(),
         active: true,
         security: Default::default(),
+        roles: Default::default(),
     };
     provision::create_tenant(
         &settings,

@@ -14,7 +14,11 @@ use crate::{
     config::Settings,
     domain::{Email, FullName, Password, Permissions, Role, Roles, TenantId, Username},
     startup::Application,
-    store::{DatabaseUrl, PoolSettings, Store, users::NewUser},
+    store::{
+        DatabaseUrl, PoolSettings, Store,
+        audit::{AuditType, NewAuditEvent},
+        users::NewUser,
+    },
     telemetry,
     tenancy::{
         file,
@@ -254,7 +258,12 @@ async fn user_create(settings: &Settings, args: UserCreate) -> anyhow::Result<()
         permissions,
         roles: Roles::new(roles)?,
     };
-    let created = store.create_user(&user, "cli").await;
+    let created = store
+        .create_user(
+            &user,
+            &NewAuditEvent::by_operator(AuditType::UserCreated, "cli"),
+        )
+        .await;
     store.close().await;
     let id = created?;
     let scope = args.tenant.as_deref().unwrap_or("legacy");

@@ -10,7 +10,9 @@
 //! - [`api`]: the poem-openapi handlers, the bearer security scheme and the spec.
 //! - [`error`]: the one error type and its single mapping to HTTP `{"detail": …}` responses.
 //! - [`auth`]: argon2id hashing on a bounded pool, per-tenant HS256 keys, token issue/verify,
-//!   and the authenticated principal.
+//!   the authenticated principal, permissions (role grants merged with user overrides) and
+//!   account administration.
+//! - [`icsrs`]: the ICSR flows: permission checks, optimistic concurrency, audited writes.
 //! - [`tenancy`]: the registry that maps a [`tenancy::Scope`] (legacy or a tenant) to its
 //!   database and keys, with bounded caches; provisioning and the development demo.
 //! - [`store`]: `Store` over SQLite or Postgres pools; one module per aggregate; migrations.
@@ -23,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod icsrs;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

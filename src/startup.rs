@@ -11,7 +11,11 @@ use crate::{
     api::{self, AppState},
     auth::{Auth, password::Hasher, token::TokenService},
     config::{Environment, Settings},
-    domain::{Password, TenantId},
+    domain::{Email, Password, TenantId},
+    store::{
+        DatabaseUrl, PoolSettings, Store,
+        audit::{AuditType, NewAuditEvent},
+    },
     tenancy::{
         Registry, ServerSecret,
         provision::{self, DEMO_PASSWORD, DEMO_TENANT, NewTenant},
@@ -139,7 +143,22 @@ async fn seed_demo(settings: &Settings, hasher: &Hasher) -> anyhow::Result<()> {
         name: Some("ACME Pharma (demo)".into()),
         first_user: Some(user),
     };
-    provision::create_tenant(settings, tenant).await?;
+    let entry = provision::create_tenant(settings, tenant).await?;
+    let url = DatabaseUrl::parse(&entry.database_url)?;
+    let store = Store::open(&url, &PoolSettings::from(&settings.database)).await?;
+    let juan = store
+        .user_by_email(&Email::parse("juan.perez@example.com")?)
+        .await?
+        .context("the demo user was just created")?;
+    for case in provision::demo_cases()? {
+        store
+            .create_icsr(&case, juan.id, |icsr| NewAuditEvent {
+                resource: Some(format!("icsr:{}", icsr.id)),
+                ..NewAuditEvent::by_operator(AuditType::IcsrCreated, "demo")
+            })
+            .await?;
+    }
+    store.close().await;
     tracing::info!(
         tenant = DEMO_TENANT,
         username = "juan.perez",

@@ -2,7 +2,13 @@
 
 use std::sync::Arc;
 
-use poem::{Request, web::Data};
+use poem::{
+    Request,
+    web::{
+        Data,
+        headers::{Authorization, HeaderMapExt, authorization::Basic},
+    },
+};
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::Header,
@@ -19,11 +25,32 @@ use super::{
 };
 use crate::{
     config::Environment,
-    domain::{Email, LoginIdentifier, Password, Role, Scope},
+    domain::{Email, LoginIdentifier, Password, Role, Scope, TenantId},
     error::{ApiError, Error},
 };
 
 pub struct AuthApi;
+
+/// The scope a login names: the `X-Tenant` header, else the OAuth2 client ID (form field
+/// `client_id`, else the user name of `Authorization: Basic`), else the legacy database.
+/// Headers are read raw: a value that is not even UTF-8 must be refused, not mistaken for "no
+/// tenant".
+fn login_scope(req: &Request, client_id: Option<&str>) -> Result<Scope, ApiError> {
+    if let Some(tenant) = header_tenant(req)? {
+        return Ok(Scope::Tenant(tenant));
+    }
+    let basic = req
+        .headers()
+        .typed_get::<Authorization<Basic>>()
+        .map(|auth| auth.username().to_owned());
+    let client_id = client_id.filter(|c| !c.is_empty()).map(str::to_owned);
+    match client_id.or(basic).filter(|c| !c.is_empty()) {
+        None => Ok(Scope::Legacy),
+        Some(raw) => TenantId::parse(&raw)
+            .map(Scope::Tenant)
+            .map_err(|e| Error::Validation(format!("client_id (the tenant): {}", e.0)).into()),
+    }
+}
 
 /// A token response; never cached by browsers or proxies.
 #[derive(ApiResponse)]
@@ -49,21 +76,25 @@ impl AuthApi {
     /// form; `username` takes a username or an e-mail address, matched case-insensitively.
     /// An unknown user and a wrong password both answer 401; 403 (inactive user, no roles) is
     /// only ever given once the password has checked out.
+    ///
+    /// The tenant is the `X-Tenant` header. Clients that cannot set headers, such as this
+    /// page's **Authorize** dialog, name it in the form's `client_id` instead (or as the user
+    /// name of HTTP Basic client credentials); the token then carries the tenant, and later
+    /// calls need no `X-Tenant`. With neither, the legacy shared database is used.
     #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         state: Data<&Arc<AppState>>,
         req: &Request,
         /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`).
-        /// If not provided, the legacy shared database is used.
+        /// If not provided, the form's `client_id` names the tenant; with neither, the legacy
+        /// shared database is used.
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
         form: Form<LoginForm>,
     ) -> Result<LoginResponse, ApiError> {
-        // Read raw, not through the documented parameter: a value that is not even UTF-8 must
-        // be refused, not mistaken for "no tenant".
-        let scope = header_tenant(req)?.map_or(Scope::Legacy, Scope::Tenant);
         let form = form.0;
+        let scope = login_scope(req, form.client_id.as_deref())?;
         if form.grant_type.as_deref().is_some_and(|g| g != "password") {
             return Err(Error::Validation("grant_type must be \"password\"".into()).into());
         }
@@ -94,7 +125,7 @@ impl AuthApi {
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<MeResponse>, ApiError> {
-        Ok(Json(MeResponse::from(&*auth.0.user)))
+        Ok(Json(MeResponse::from(&auth.0)))
     }
 
     /// Who am I

@@ -1,15 +1,17 @@
 //! Request and response bodies, as the API document shapes them. Inputs are plain strings
 //! here and become domain types in the handlers; outputs are built from stored users.
 
-use std::collections::BTreeMap;
-
 use poem_openapi::Object;
 use serde::Deserialize;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use crate::store::users::User;
+use crate::{
+    auth::{Principal, permissions::PermissionMap},
+    store::users::User,
+};
 
-/// The OAuth2 password-grant form (`application/x-www-form-urlencoded`). Extra fields that
-/// OAuth2 clients such as Swagger UI send (`client_id`, `client_secret`) are ignored.
+/// The OAuth2 password-grant form (`application/x-www-form-urlencoded`), as OAuth2 clients such
+/// as Swagger UI's Authorize dialog send it.
 #[derive(Debug, Object, Deserialize)]
 pub struct LoginForm {
     /// Username or e-mail address; matched case-insensitively.
@@ -23,6 +25,14 @@ pub struct LoginForm {
     /// OAuth2 scope (not used).
     #[serde(default)]
     pub scope: Option<String>,
+    /// The tenant, for clients that cannot send the `X-Tenant` header (Swagger UI's Authorize
+    /// dialog: put the tenant ID in `client_id`). Used only when `X-Tenant` is absent; HTTP
+    /// Basic credentials with the tenant ID as user name work the same way.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// OAuth2 client secret (not used).
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 /// The user summary returned with a token.
@@ -67,9 +77,6 @@ impl TokenResponse {
     }
 }
 
-/// Module name to action name to allowed, e.g. `{"icsr": {"view": true}}`.
-pub type PermissionMap = BTreeMap<String, BTreeMap<String, bool>>;
-
 /// The authenticated user's full profile.
 #[derive(Debug, Object)]
 pub struct MeResponse {
@@ -85,7 +92,9 @@ pub struct MeResponse {
     pub role: String,
     /// Every assigned role name, in assignment order.
     pub roles: Vec<String>,
-    /// Custom permissions: modules to actions to booleans.
+    /// What the user may do: modules to actions to booleans — the roles' grants (`admin`:
+    /// everything) merged with the user's own overrides. Every action the server enforces is
+    /// listed, `true` or `false`.
     pub permissions: PermissionMap,
     /// Whether the account is active.
     pub is_active: bool,
@@ -93,8 +102,9 @@ pub struct MeResponse {
     pub empleado_id: Option<i64>,
 }
 
-impl From<&User> for MeResponse {
-    fn from(user: &User) -> Self {
+impl From<&Principal> for MeResponse {
+    fn from(principal: &Principal) -> Self {
+        let user = &principal.user;
         Self {
             id: user.id,
             email: user.email.clone(),
@@ -102,7 +112,7 @@ impl From<&User> for MeResponse {
             full_name: user.full_name.clone(),
             role: primary_role(user),
             roles: user.roles.names().to_vec(),
-            permissions: permission_map(&user.permissions),
+            permissions: principal.permissions(),
             is_active: user.is_active,
             empleado_id: user.empleado_id,
         }
@@ -194,7 +204,7 @@ fn primary_role(user: &User) -> String {
 /// The stored permissions object as the typed map the spec documents (it was checked to be
 /// modules of boolean actions when written).
 /// Anything else (never written by this server) is left out rather than failing the request.
-fn permission_map(value: &serde_json::Value) -> PermissionMap {
+pub fn permission_map(value: &serde_json::Value) -> PermissionMap {
     let Some(modules) = value.as_object() else {
         return PermissionMap::new();
     };
@@ -209,4 +219,12 @@ fn permission_map(value: &serde_json::Value) -> PermissionMap {
             Some((module.clone(), actions))
         })
         .collect()
+}
+
+/// Unix milliseconds as RFC 3339, UTC.
+pub fn rfc3339(unix_ms: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()?
+        .format(&Rfc3339)
+        .ok()
 }

@@ -3,11 +3,14 @@
 //! Swagger UI (`/docs`). Handlers are short: resolve the scope, parse the DTO into domain
 //! types, call one [`crate::auth::Auth`] flow, return a response variant.
 
-mod admin;
+mod audit;
 mod auth;
 mod dto;
 mod health;
+mod icsrs;
+mod page;
 pub mod security;
+mod users;
 
 use std::sync::Arc;
 
@@ -31,20 +34,40 @@ pub struct AppState {
 enum ApiTags {
     /// Log in, read the current user, change or reset a password, log out.
     Auth,
-    /// Tenant administrators: account locks and activation, the audit trail.
-    Admin,
+    /// Individual Case Safety Reports (ICH E2B(R3) subset), tenant-scoped.
+    Icsrs,
+    /// A tenant's accounts: create, roles, permission overrides, activation, locks.
+    Users,
+    /// The tenant's append-only audit trail.
+    Audit,
     /// Liveness and readiness probes.
     Health,
 }
 
-/// Largest request body accepted (every body of this API is a small form or JSON object).
+/// Largest request body accepted (every body of this API is a small form or JSON object)...
 const MAX_BODY_BYTES: usize = 16 * 1024;
+/// ...but a case's, whose narrative may reach E2B's 100,000 characters.
+const MAX_CASE_BODY_BYTES: usize = 512 * 1024;
 /// Largest total size of request headers (names and values) accepted.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-pub fn service() -> OpenApiService<(auth::AuthApi, admin::AdminApi, health::HealthApi), ()> {
+type Apis = (
+    auth::AuthApi,
+    icsrs::IcsrsApi,
+    users::UsersApi,
+    audit::AuditApi,
+    health::HealthApi,
+);
+
+pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, admin::AdminApi, health::HealthApi),
+        (
+            auth::AuthApi,
+            icsrs::IcsrsApi,
+            users::UsersApi,
+            audit::AuditApi,
+            health::HealthApi,
+        ),
         "Vigia auth API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -53,8 +76,14 @@ pub fn service() -> OpenApiService<(auth::AuthApi, admin::AdminApi, health::Heal
              `POST /api/v1/auth/login` (a form: username or e-mail, password) and send the token \
              as `Authorization: Bearer <token>`. Each tenant has its own users and keys: name it \
              with the `X-Tenant` header; without it, requests use the legacy shared database \
-             (or, for bearer calls, the tenant the token was issued for). Every error is a JSON \
-             object `{\"detail\": \"...\"}`.",
+             (or, for bearer calls, the tenant the token was issued for).\n\n\
+             **On this page:** click *Authorize*, enter your username and password, and put \
+             your **tenant ID in `client_id`** (e.g. `acme-pharma`; empty for the legacy \
+             database) — the dialog cannot send `X-Tenant`. The token carries the tenant, so \
+             later calls need no `X-Tenant`.\n\n\
+             Each operation names the permission it needs (`module.action`, e.g. `icsr.view`); \
+             `GET /api/v1/auth/me` lists yours. Every error is a JSON object \
+             `{\"detail\": \"...\"}`.",
     )
 }
 
@@ -97,8 +126,8 @@ async fn access_log<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Res
     Ok(response)
 }
 
-/// Refuses headers over [`MAX_HEADER_BYTES`] with 431, and bodies over [`MAX_BODY_BYTES`] with
-/// 413 before any handler reads them: by the declared `Content-Length`, or, for chunked
+/// Refuses headers over [`MAX_HEADER_BYTES`] with 431, and bodies over [`MAX_BODY_BYTES`]
+/// ([`MAX_CASE_BODY_BYTES`] for cases) with 413 before any handler reads them: by the declared `Content-Length`, or, for chunked
 /// bodies, while reading.
 async fn limit_request<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Result<Response> {
     let header_bytes: usize = req
@@ -111,6 +140,11 @@ async fn limit_request<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Res
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         ));
     }
+    let max_body = if req.uri().path().starts_with("/api/v1/icsrs") {
+        MAX_CASE_BODY_BYTES
+    } else {
+        MAX_BODY_BYTES
+    };
     let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     let declared = req
         .headers()
@@ -118,12 +152,12 @@ async fn limit_request<E: Endpoint>(next: Arc<E>, mut req: Request) -> poem::Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     match declared {
-        Some(len) if len > MAX_BODY_BYTES => return Err(too_large()),
+        Some(len) if len > max_body => return Err(too_large()),
         Some(_) => {}
         None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
             let bytes = req
                 .take_body()
-                .into_bytes_limit(MAX_BODY_BYTES)
+                .into_bytes_limit(max_body)
                 .await
                 .map_err(|e| match e {
                     ReadBodyError::PayloadTooLarge => too_large(),

@@ -2,14 +2,17 @@
 //! Authorize dialog can log in through `POST /api/v1/auth/login`; the credential itself is the
 //! `Authorization: Bearer <token>` header. The checker turns it into a [`Principal`].
 
-use std::{net::IpAddr, sync::Arc};
+use std::{marker::PhantomData, net::IpAddr, sync::Arc};
 
-use poem::Request;
-use poem_openapi::{OAuthScopes, SecurityScheme, auth::Bearer};
+use poem::{Request, RequestBody};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions, OAuthScopes, SecurityScheme, auth::Bearer,
+    registry::Registry,
+};
 
 use super::AppState;
 use crate::{
-    auth::{Principal, RequestMeta},
+    auth::{Principal, RequestMeta, permissions::Permission},
     domain::TenantId,
     error::{ApiError, Error},
 };
@@ -95,3 +98,56 @@ pub fn header_tenant(req: &Request) -> Result<Option<TenantId>, ApiError> {
         }
     }
 }
+
+/// A permission a handler demands through [`Require`].
+pub trait Demand: Send + Sync {
+    const PERMISSION: Permission;
+}
+
+/// The guard: a valid token of an active user who holds `P::PERMISSION` (else 403 naming it).
+/// In the spec it is the same `bearer` scheme as [`BearerAuth`].
+pub struct Require<P: Demand>(pub Principal, PhantomData<P>);
+
+impl<'a, P: Demand> ApiExtractor<'a> for Require<P> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        BearerAuth::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        BearerAuth::security_schemes()
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let BearerAuth(principal) = BearerAuth::from_request(req, body, param_opts).await?;
+        principal
+            .require(P::PERMISSION)
+            .map_err(|e| poem::Error::from(ApiError::from(e)))?;
+        Ok(Self(principal, PhantomData))
+    }
+}
+
+/// Declares marker types for [`Require`], one per permission.
+macro_rules! demands {
+    ($($name:ident => $permission:ident),+ $(,)?) => {$(
+        #[doc = concat!("Demands `", stringify!($permission), "`.")]
+        pub struct $name;
+        impl Demand for $name {
+            const PERMISSION: Permission = Permission::$permission;
+        }
+    )+};
+}
+
+demands!(
+    IcsrView => ICSR_VIEW,
+    IcsrEdit => ICSR_EDIT,
+    IcsrDelete => ICSR_DELETE,
+);

@@ -8,7 +8,9 @@
 //!   reveals nothing about an account before its password checked out, and each writing its
 //!   audit record in the same transaction as its change.
 
+pub mod accounts;
 pub mod password;
+pub mod permissions;
 pub mod throttle;
 pub mod token;
 
@@ -18,6 +20,7 @@ use serde_json::{Value, json};
 
 use self::{
     password::Hasher,
+    permissions::{Permission, PermissionMap},
     throttle::{AddressLimiter, PhantomLockouts, now},
     token::{Claims, TokenError, TokenService, VerifiedTokens, peek_tenant},
 };
@@ -27,7 +30,7 @@ use crate::{
     error::Error,
     store::{
         Store,
-        audit::{AuditEvent, AuditFilter, AuditType, NewAuditEvent},
+        audit::{AuditType, NewAuditEvent},
         users::User,
     },
     tenancy::{Registry, TenancyError, Tenant},
@@ -54,8 +57,33 @@ impl Principal {
         self.user.roles.contains(Role::ADMIN)
     }
 
+    /// Whether the caller may do `permission` here (roles merged with their overrides).
+    pub fn can(&self, permission: Permission) -> bool {
+        self.tenant
+            .roles
+            .allows(&self.user.roles, &self.user.permissions, permission)
+    }
+
+    /// 403 naming `permission` unless the caller holds it.
+    pub fn require(&self, permission: Permission) -> Result<(), Error> {
+        if self.can(permission) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "Missing permission: {permission}"
+            )))
+        }
+    }
+
+    /// The caller's full permissions object, as `/me` shows it.
+    pub fn permissions(&self) -> PermissionMap {
+        self.tenant
+            .roles
+            .effective(&self.user.roles, &self.user.permissions)
+    }
+
     /// An audit record with this principal as actor.
-    fn event(
+    pub(crate) fn event(
         &self,
         event_type: AuditType,
         subject: Option<&User>,
@@ -70,6 +98,7 @@ impl Principal {
             client_addr: self.meta.client.map(|c| c.to_string()),
             user_agent: self.meta.user_agent.clone(),
             trace: Some(self.claims.trace.clone()),
+            resource: None,
             details,
         }
     }
@@ -107,6 +136,7 @@ fn anonymous_event(
         client_addr: meta.client.map(|c| c.to_string()),
         user_agent: meta.user_agent.clone(),
         trace: None,
+        resource: None,
         details,
     }
 }
@@ -392,7 +422,14 @@ impl Auth {
                 "new_password must differ from current_password".into(),
             ));
         }
-        check_policy(&principal.tenant, &principal.user, &new, "new_password")?;
+        let user = &principal.user;
+        check_policy(
+            &principal.tenant,
+            &user.username,
+            &user.email,
+            &new,
+            "new_password",
+        )?;
         let verified = self
             .hasher
             .verify(current, Some(&principal.user.password_hash))
@@ -428,7 +465,7 @@ impl Auth {
             .user_by_email(email)
             .await?
             .ok_or_else(|| Error::NotFound("User not found".into()))?;
-        check_policy(tenant, &user, &new, "new_password")?;
+        check_policy(tenant, &user.username, &user.email, &new, "new_password")?;
         let hash = self.hasher.hash(new).await?;
         let event = match actor {
             Some(actor) => actor.event(AuditType::PasswordReset, Some(&user), json!({})),
@@ -467,96 +504,14 @@ impl Auth {
         principal.tenant.remember_revoked(claims.jti.clone());
         Ok(())
     }
-
-    /// Activates or deactivates a user of the admin's own tenant; deactivation revokes the
-    /// user's tokens.
-    pub async fn set_active(
-        &self,
-        admin: &Principal,
-        user_id: i64,
-        active: bool,
-    ) -> Result<User, Error> {
-        require_admin(admin)?;
-        if !active && user_id == admin.user.id {
-            return Err(Error::Validation(
-                "an administrator cannot deactivate their own account".into(),
-            ));
-        }
-        let user = self.target(admin, user_id).await?;
-        let kind = if active {
-            AuditType::UserActivated
-        } else {
-            AuditType::UserDeactivated
-        };
-        admin
-            .tenant
-            .store()
-            .await?
-            .set_active(user.id, active, &admin.event(kind, Some(&user), json!({})))
-            .await?;
-        admin.tenant.forget_user(user.id).await;
-        Ok(User {
-            is_active: active,
-            ..user
-        })
-    }
-
-    /// Lifts a lockout before it ends by itself.
-    pub async fn unlock(&self, admin: &Principal, user_id: i64) -> Result<User, Error> {
-        require_admin(admin)?;
-        let user = self.target(admin, user_id).await?;
-        let event = admin.event(
-            AuditType::UserUnlocked,
-            Some(&user),
-            json!({"was_locked_until": user.locked_until}),
-        );
-        admin
-            .tenant
-            .store()
-            .await?
-            .clear_login_failures(user.id, &event)
-            .await?;
-        admin.tenant.forget_user(user.id).await;
-        Ok(User {
-            locked_until: None,
-            ..user
-        })
-    }
-
-    /// The audit trail of the admin's own scope.
-    pub async fn audit_events(
-        &self,
-        admin: &Principal,
-        filter: &AuditFilter,
-    ) -> Result<Vec<AuditEvent>, Error> {
-        require_admin(admin)?;
-        Ok(admin.tenant.store().await?.audit_events(filter).await?)
-    }
-
-    async fn target(&self, admin: &Principal, user_id: i64) -> Result<User, Error> {
-        admin
-            .tenant
-            .store()
-            .await?
-            .user_by_id(user_id)
-            .await?
-            .ok_or_else(|| Error::NotFound("User not found".into()))
-    }
-}
-
-fn require_admin(principal: &Principal) -> Result<(), Error> {
-    if principal.is_admin() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("Admin role required".into()))
-    }
 }
 
 /// The scope's password policy for a new password of `user`: long enough, and not the
 /// username or the e-mail address.
 fn check_policy(
     tenant: &Tenant,
-    user: &User,
+    username: &str,
+    email: &str,
     password: &Password,
     field: &str,
 ) -> Result<(), Error> {
@@ -567,7 +522,7 @@ fn check_policy(
             "{field} must be at least {min} characters"
         )));
     }
-    if text == user.username.to_lowercase() || text == user.email.to_lowercase() {
+    if text == username.to_lowercase() || text == email.to_lowercase() {
         return Err(Error::Validation(format!(
             "{field} must not be the username or e-mail address"
         )));

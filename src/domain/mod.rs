@@ -2,6 +2,7 @@
 //! constructor, so a value of the type is valid by construction; nothing here knows about
 //! HTTP or SQL.
 
+pub mod icsr;
 mod password;
 mod tenant_id;
 mod user;

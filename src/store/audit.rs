@@ -21,11 +21,16 @@ pub enum AuditType {
     UserActivated,
     UserDeactivated,
     UserUnlocked,
+    UserRolesChanged,
+    UserPermissionsChanged,
     TokenRefused,
+    IcsrCreated,
+    IcsrUpdated,
+    IcsrDeleted,
 }
 
 impl AuditType {
-    pub const ALL: [AuditType; 12] = [
+    pub const ALL: [AuditType; 17] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -37,7 +42,12 @@ impl AuditType {
         Self::UserActivated,
         Self::UserDeactivated,
         Self::UserUnlocked,
+        Self::UserRolesChanged,
+        Self::UserPermissionsChanged,
         Self::TokenRefused,
+        Self::IcsrCreated,
+        Self::IcsrUpdated,
+        Self::IcsrDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,7 +63,12 @@ impl AuditType {
             Self::UserActivated => "user_activated",
             Self::UserDeactivated => "user_deactivated",
             Self::UserUnlocked => "user_unlocked",
+            Self::UserRolesChanged => "user_roles_changed",
+            Self::UserPermissionsChanged => "user_permissions_changed",
             Self::TokenRefused => "token_refused",
+            Self::IcsrCreated => "icsr_created",
+            Self::IcsrUpdated => "icsr_updated",
+            Self::IcsrDeleted => "icsr_deleted",
         }
     }
 
@@ -75,7 +90,28 @@ pub struct NewAuditEvent {
     pub user_agent: Option<String>,
     /// The token's `trace` (for a login, the trace of the token issued).
     pub trace: Option<String>,
+    /// The record concerned, when it is not a user: `icsr:42`.
+    pub resource: Option<String>,
     pub details: Value,
+}
+
+impl NewAuditEvent {
+    /// A record of an operator's action (the CLI, provisioning): no token, so no actor; `via`
+    /// names the path.
+    pub fn by_operator(event_type: AuditType, via: &str) -> Self {
+        Self {
+            event_type,
+            actor_id: None,
+            actor_username: None,
+            subject_id: None,
+            subject_username: None,
+            client_addr: None,
+            user_agent: None,
+            trace: None,
+            resource: None,
+            details: serde_json::json!({ "via": via }),
+        }
+    }
 }
 
 /// A stored audit record.
@@ -92,6 +128,7 @@ pub struct AuditEvent {
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
     pub trace: Option<String>,
+    pub resource: Option<String>,
     pub details: Json<Value>,
 }
 
@@ -105,22 +142,25 @@ pub struct AuditFilter {
     pub since: Option<i64>,
     /// Exclusive upper bound, Unix milliseconds.
     pub until: Option<i64>,
+    /// The record concerned, e.g. `icsr:42`.
+    pub resource: Option<String>,
     /// Keyset cursor: only records with a smaller id.
     pub before_id: Option<i64>,
     pub limit: i64,
 }
 
 pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
-     (occurred_at, event_type, actor_id, actor_username, subject_id, subject_username, client_addr, user_agent, trace, details) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     (occurred_at, event_type, actor_id, actor_username, subject_id, subject_username, client_addr, user_agent, trace, details, resource) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 const LIST: &str = "SELECT id, occurred_at, event_type, actor_id, actor_username, subject_id, subject_username, \
-     client_addr, user_agent, trace, details FROM audit_events \
+     client_addr, user_agent, trace, resource, details FROM audit_events \
      WHERE (CAST($1 AS TEXT) IS NULL OR event_type = $1) \
        AND (CAST($2 AS TEXT) IS NULL OR lower(actor_username) = $2 OR lower(subject_username) = $2) \
        AND (CAST($3 AS BIGINT) IS NULL OR occurred_at >= $3) \
        AND (CAST($4 AS BIGINT) IS NULL OR occurred_at < $4) \
        AND (CAST($5 AS BIGINT) IS NULL OR id < $5) \
+       AND (CAST($7 AS TEXT) IS NULL OR resource = $7) \
      ORDER BY id DESC LIMIT $6";
 
 /// Inserts `$event` through executor `$exec` (a pool or `&mut *tx`) at `$now` (Unix ms).
@@ -138,6 +178,7 @@ macro_rules! insert_audit {
             .bind(event.user_agent.as_deref())
             .bind(event.trace.as_deref())
             .bind(sqlx::types::Json(&event.details))
+            .bind(event.resource.as_deref())
             .execute($exec)
             .await
     }};
@@ -168,6 +209,7 @@ impl Store {
             .bind(filter.until)
             .bind(filter.before_id)
             .bind(filter.limit)
+            .bind(filter.resource.as_deref())
             .fetch_all(pool)
             .await?);
         Ok(rows)

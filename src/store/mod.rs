@@ -4,6 +4,7 @@
 //! side in the same function. Callers get typed outcomes ([`StoreError`]), never sqlx errors.
 
 pub mod audit;
+pub mod icsrs;
 pub mod revocations;
 pub mod users;
 

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     Store, StoreError,
-    audit::{AuditType, NewAuditEvent, insert_audit, now_ms},
+    audit::{NewAuditEvent, insert_audit, now_ms},
     with_pool,
 };
 use crate::domain::{Email, FullName, LoginIdentifier, Permissions, Roles, Username};
@@ -102,6 +102,20 @@ const CLEAR_FAILURES: &str = "UPDATE users SET failed_logins = 0, failed_window_
 const INSERT: &str = "INSERT INTO users \
      (username, email, full_name, password_hash, is_active, empleado_id, permissions, created_at, updated_at, password_changed_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id";
+/// A page of users, newest first, with optional filters (see [`UserFilter`]).
+const LIST: &str = select_users!(
+    "WHERE (CAST($1 AS BOOLEAN) IS NULL OR is_active = $1) ",
+    "AND (CAST($2 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = users.id AND r.role = $2)) ",
+    "AND (CAST($3 AS BIGINT) IS NULL OR id < $3) ",
+    "ORDER BY id DESC LIMIT $4"
+);
+/// The roles of every user whose id lies in `[$1, $2]` (one page's), for one round trip.
+const ROLES_IN_RANGE: &str = "SELECT user_id, role FROM user_roles WHERE user_id BETWEEN $1 AND $2 ORDER BY user_id, position";
+const DELETE_ROLES: &str = "DELETE FROM user_roles WHERE user_id = $1";
+/// New roles change what tokens claim: older tokens are revoked (version bump).
+const ROLES_CHANGED: &str =
+    "UPDATE users SET updated_at = $1, token_version = token_version + 1 WHERE id = $2";
+const SET_PERMISSIONS: &str = "UPDATE users SET permissions = $1, updated_at = $2 WHERE id = $3";
 const INSERT_ROLE: &str =
     "INSERT INTO user_roles (user_id, role, position, assigned_at) VALUES ($1, $2, $3, $4)";
 
@@ -123,7 +137,111 @@ macro_rules! audited {
     };
 }
 
+/// Which users to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub active: Option<bool>,
+    pub role: Option<String>,
+    /// Keyset cursor: only users with a smaller id.
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+fn user_of(row: UserRow, roles: Vec<String>) -> User {
+    User {
+        id: row.id,
+        username: row.username,
+        email: row.email,
+        full_name: row.full_name,
+        password_hash: row.password_hash,
+        is_active: row.is_active,
+        empleado_id: row.empleado_id,
+        permissions: row.permissions.0,
+        roles: Roles::from_stored(roles),
+        token_version: row.token_version,
+        locked_until: row.locked_until,
+        password_changed_at: row.password_changed_at,
+    }
+}
+
 impl Store {
+    /// Users matching `filter`, newest first, with their roles.
+    pub async fn list_users(&self, filter: &UserFilter) -> Result<Vec<User>, StoreError> {
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, UserRow>(LIST)
+            .bind(filter.active)
+            .bind(filter.role.as_deref())
+            .bind(filter.before_id)
+            .bind(filter.limit)
+            .fetch_all(pool)
+            .await?);
+        let (Some(last), Some(first)) = (rows.last(), rows.first()) else {
+            return Ok(Vec::new());
+        };
+        let roles: Vec<(i64, String)> = with_pool!(self, pool => sqlx::query_as(ROLES_IN_RANGE)
+            .bind(last.id)
+            .bind(first.id)
+            .fetch_all(pool)
+            .await?);
+        let mut by_user: std::collections::HashMap<i64, Vec<String>> = Default::default();
+        for (user_id, role) in roles {
+            by_user.entry(user_id).or_default().push(role);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let roles = by_user.remove(&row.id).unwrap_or_default();
+                user_of(row, roles)
+            })
+            .collect())
+    }
+
+    /// Replaces the user's roles (revoking their tokens, which claim the old ones), recording
+    /// `event`.
+    pub async fn set_roles(
+        &self,
+        user_id: i64,
+        roles: &Roles,
+        event: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        audited!(self, event, tx => {
+            let affected = sqlx::query(ROLES_CHANGED)
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query(DELETE_ROLES).bind(user_id).execute(&mut *tx).await?;
+            for (position, role) in roles.names().iter().enumerate() {
+                sqlx::query(INSERT_ROLE)
+                    .bind(user_id)
+                    .bind(role)
+                    .bind(i32::try_from(position).unwrap_or(i32::MAX))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            affected
+        })
+    }
+
+    /// Replaces the user's permission overrides, recording `event`.
+    pub async fn set_permissions(
+        &self,
+        user_id: i64,
+        permissions: &Permissions,
+        event: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        audited!(self, event, tx => sqlx::query(SET_PERMISSIONS)
+            .bind(Json(permissions.as_map()))
+            .bind(now)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected())
+    }
+
     /// The user whose username or e-mail matches, case-insensitively.
     pub async fn user_by_login(&self, login: &LoginIdentifier) -> Result<Option<User>, StoreError> {
         let row = with_pool!(self, pool => sqlx::query_as::<_, UserRow>(BY_LOGIN)
@@ -155,20 +273,7 @@ impl Store {
             .bind(row.id)
             .fetch_all(pool)
             .await?);
-        Ok(Some(User {
-            id: row.id,
-            username: row.username,
-            email: row.email,
-            full_name: row.full_name,
-            password_hash: row.password_hash,
-            is_active: row.is_active,
-            empleado_id: row.empleado_id,
-            permissions: row.permissions.0,
-            roles: Roles::from_stored(roles),
-            token_version: row.token_version,
-            locked_until: row.locked_until,
-            password_changed_at: row.password_changed_at,
-        }))
+        Ok(Some(user_of(row, roles)))
     }
 
     /// Sets a new password (revoking older tokens) and records `event`, in one transaction;
@@ -261,9 +366,13 @@ impl Store {
     /// Creates a user and its roles in one transaction; `Conflict` when the username or the
     /// e-mail is taken (case-insensitively).
     ///
-    /// Records `user_created` in the same transaction; `via` says by which path (`cli`,
-    /// `provisioning`, …), as operator actions carry no token.
-    pub async fn create_user(&self, user: &NewUser, via: &str) -> Result<i64, StoreError> {
+    /// Records `event` (who created it: an admin's token, or [`NewAuditEvent::by_operator`])
+    /// in the same transaction, completed with the new user as subject and their roles.
+    pub async fn create_user(
+        &self,
+        user: &NewUser,
+        event: &NewAuditEvent,
+    ) -> Result<i64, StoreError> {
         let now = OffsetDateTime::now_utc();
         let now_seconds = now.unix_timestamp();
         let permissions = Json(user.permissions.as_map());
@@ -290,21 +399,14 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let event = NewAuditEvent {
-                event_type: AuditType::UserCreated,
-                actor_id: None,
-                actor_username: None,
-                subject_id: Some(id),
-                subject_username: Some(user.username.as_str().to_owned()),
-                client_addr: None,
-                user_agent: None,
-                trace: None,
-                details: serde_json::json!({
-                    "via": via,
-                    "roles": user.roles.names(),
-                    "is_active": user.is_active,
-                }),
-            };
+            let mut event = event.clone();
+            event.subject_id = Some(id);
+            event.subject_username = Some(user.username.as_str().to_owned());
+            if let Value::Object(details) = &mut event.details {
+                details.insert("roles".into(), user.roles.names().into());
+                details.insert("is_active".into(), user.is_active.into());
+                details.insert("permissions".into(), Value::Object(user.permissions.as_map().clone()));
+            }
             insert_audit!(&mut *tx, &event, now_ms())?;
             tx.commit().await?;
             Ok(id)

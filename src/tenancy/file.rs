@@ -3,6 +3,7 @@
 //! [`TenantId`].
 
 use std::{
+    collections::BTreeMap,
     io,
     path::{Path, PathBuf},
     time::SystemTime,
@@ -26,7 +27,14 @@ pub struct TenantFile {
     /// Overrides of the server's `[security]` lockout keys for this tenant.
     #[serde(default, skip_serializing_if = "SecurityOverrides::is_empty")]
     pub security: SecurityOverrides,
+    /// Role definitions beyond (or replacing) the built-in ones: `[roles.<name>]` tables of
+    /// modules to `{ action = true }`; see `auth::permissions`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roles: RoleDefinitions,
 }
+
+/// Role name to module to action to granted.
+pub type RoleDefinitions = BTreeMap<String, BTreeMap<String, BTreeMap<String, bool>>>;
 
 fn yes() -> bool {
     true
@@ -171,6 +179,13 @@ mod tests {
                 lockout_threshold: Some(3),
                 ..Default::default()
             },
+            roles: BTreeMap::from([(
+                "evaluator".to_owned(),
+                BTreeMap::from([(
+                    "icsr".to_owned(),
+                    BTreeMap::from([("view".to_owned(), true)]),
+                )]),
+            )]),
         };
         assert!(is_empty(dir.path()));
         write_new(dir.path(), &id, &file).expect("written");

@@ -38,6 +38,7 @@ pub use self::{
     keys::{ServerSecret, SigningKey},
 };
 use crate::{
+    auth::permissions::RoleGrants,
     config::{SecuritySettings, Settings},
     domain::{Scope, TenantId},
     store::{DatabaseUrl, PoolSettings, Store, StoreError, users::User},
@@ -192,6 +193,8 @@ pub struct Tenant {
     /// Derived once from the server secret; the hot path is then one HMAC per token.
     pub key: SigningKey,
     pub policy: SecurityPolicy,
+    /// What each role may do here.
+    pub roles: RoleGrants,
     database: Database,
     shared: Arc<Shared>,
     /// Bumped by every user invalidation, so a load that raced a write is not cached.
@@ -298,6 +301,7 @@ impl Registry {
             shared: shared.clone(),
             generation: AtomicU64::new(0),
             policy: SecurityPolicy::new(&settings.security, &SecurityOverrides::default()),
+            roles: RoleGrants::default(),
             database_url: legacy_url,
             modified: None,
             checked_at: AtomicU64::new(0),
@@ -393,6 +397,8 @@ impl Registry {
         };
         let database_url = DatabaseUrl::parse(&entry.database_url)
             .map_err(|e| TenancyError::Broken(format!("tenant {id}: {e}")))?;
+        let roles = RoleGrants::with_definitions(&entry.roles)
+            .map_err(|e| TenancyError::Broken(format!("tenant {id}: {e}")))?;
         let scope = Scope::Tenant(id.clone());
         let unavailable = |e| TenancyError::Unavailable(Arc::new(e));
         let store = self.shared.pool(&database_url).await.map_err(unavailable)?;
@@ -409,6 +415,7 @@ impl Registry {
             shared: self.shared.clone(),
             generation: AtomicU64::new(0),
             policy: SecurityPolicy::new(&self.settings.security, &entry.security),
+            roles,
             database_url,
             modified,
             checked_at: AtomicU64::new(

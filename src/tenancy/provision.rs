@@ -7,8 +7,15 @@ use serde_json::json;
 use super::file::{self, FileError, SecurityOverrides, TenantFile};
 use crate::{
     config::{Settings, sqlite_url},
-    domain::{Email, FullName, Invalid, Permissions, Role, Roles, TenantId, Username},
-    store::{self, DatabaseUrl, PoolSettings, Provisioned, Store, StoreError, users::NewUser},
+    domain::{
+        Email, FullName, Invalid, Permissions, Role, Roles, TenantId, Username,
+        icsr::{self, Age, CaseFields, CaseStatus, Patient, Reaction, Seriousness, Sex},
+    },
+    store::{
+        self, DatabaseUrl, PoolSettings, Provisioned, Store, StoreError,
+        audit::{AuditType, NewAuditEvent},
+        users::NewUser,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,13 +70,17 @@ pub async fn create_tenant(
         name: new.name.unwrap_or_else(|| new.id.to_string()),
         active: true,
         security: SecurityOverrides::default(),
+        roles: Default::default(),
     };
     let pools = PoolSettings::from(&settings.database);
     let (store, provisioned) = store::create_database(&url, &pools).await?;
     let mut outcome = Ok(());
     if let Some(user) = &new.first_user {
         outcome = store
-            .create_user(user, "provisioning")
+            .create_user(
+                user,
+                &NewAuditEvent::by_operator(AuditType::UserCreated, "provisioning"),
+            )
             .await
             .map(drop)
             .map_err(ProvisionError::from);
@@ -119,6 +130,40 @@ pub fn demo_user(password_hash: String) -> Result<NewUser, Invalid> {
         }))?,
         roles: Roles::new(vec![Role::parse("admin")?, Role::parse("qf")?])?,
     })
+}
+
+/// The demo tenant's sample cases, so `GET /api/v1/icsrs` shows something on a first run.
+pub fn demo_cases() -> Result<Vec<CaseFields>, Invalid> {
+    let received = |d: &str| icsr::parse_receipt_date(d);
+    Ok(vec![
+        CaseFields {
+            safety_report_id: "ES-ACME-2026-000001".into(),
+            receipt_date: received("2026-01-12")?,
+            seriousness_criteria: vec![Seriousness::Hospitalisation],
+            patient: Patient::new(
+                Some("MLR"),
+                Some(Age::parse(67, "year")?),
+                Some(Sex::Female),
+            )?,
+            suspect_product: "Amoxicillin 500 mg capsules".into(),
+            reactions: vec![Reaction::new("Anaphylactic reaction", Some(10002198))?],
+            narrative: "A 67-year-old woman developed an anaphylactic reaction 20 minutes after \
+                        the first dose; treated with epinephrine and admitted overnight."
+                .into(),
+            status: CaseStatus::InReview,
+        },
+        CaseFields {
+            safety_report_id: "ES-ACME-2026-000002".into(),
+            receipt_date: received("2026-02-03")?,
+            seriousness_criteria: vec![],
+            patient: Patient::new(Some("JPG"), Some(Age::parse(34, "year")?), Some(Sex::Male))?,
+            suspect_product: "Ibuprofen 600 mg tablets".into(),
+            reactions: vec![Reaction::new("Dyspepsia", Some(10013946))?],
+            narrative: "Mild dyspepsia on the second day of treatment; resolved on stopping."
+                .into(),
+            status: CaseStatus::Draft,
+        },
+    ])
 }
 
 /// Whether this is a first development start: no tenant registered and nothing under

@@ -37,10 +37,10 @@ backend_tests! {
         assert_eq!(me["full_name"], "Juan Pérez García");
         assert_eq!(me["roles"], serde_json::json!(["admin", "qf"]));
         assert_eq!(me["empleado_id"], 456);
-        assert_eq!(
-            me["permissions"],
-            serde_json::json!({"icsr": {"view": true, "edit": true, "delete": true}, "reports": {"view": true, "generate": true}})
-        );
+        // The document's example permissions, and (admin) every other action too.
+        assert_eq!(me["permissions"]["icsr"], serde_json::json!({"view": true, "edit": true, "delete": true}));
+        assert_eq!(me["permissions"]["reports"], serde_json::json!({"view": true, "generate": true}));
+        assert_eq!(me["permissions"]["users"]["manage"], true);
     }
 }
 

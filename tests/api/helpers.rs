@@ -19,7 +19,11 @@ use vigia::{
     config::Settings,
     domain::{Email, FullName, Password, Permissions, Role, Roles, TenantId, Username},
     startup::Application,
-    store::{self, DatabaseUrl, PoolSettings, Store, users::NewUser},
+    store::{
+        self, DatabaseUrl, PoolSettings, Store,
+        audit::{AuditType, NewAuditEvent},
+        users::NewUser,
+    },
     tenancy::provision::{self, NewTenant},
 };
 
@@ -371,7 +375,10 @@ impl TestApp {
     pub async fn create_user(&self, tenant: Option<&str>, spec: UserSpec) -> i64 {
         let store = self.store(tenant).await;
         let id = store
-            .create_user(&spec.into_new_user(&self.settings).await, "test")
+            .create_user(
+                &spec.into_new_user(&self.settings).await,
+                &NewAuditEvent::by_operator(AuditType::UserCreated, "test"),
+            )
             .await
             .expect("user created");
         store.close().await;

@@ -227,3 +227,74 @@ backend_tests! {
         .await;
     }
 }
+
+backend_tests! {
+    async fn the_oauth2_client_id_names_the_tenant_when_no_header_does(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let form = |client_id: &'static str| {
+            [
+                ("grant_type", "password"),
+                ("username", "juan.perez"),
+                ("password", PASSWORD),
+                ("client_id", client_id),
+            ]
+        };
+        // Swagger UI's Authorize dialog: the tenant in the form's client_id.
+        let resp = app
+            .post("/api/v1/auth/login")
+            .form(&form(TENANT))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let token = resp.json::<Value>().await.expect("json")["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        // The token carries the tenant: /me needs no X-Tenant.
+        let me = app
+            .get("/api/v1/auth/me")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(me.status(), StatusCode::OK);
+        assert_eq!(me.json::<Value>().await.expect("json")["username"], "juan.perez");
+
+        // The same as HTTP Basic client credentials.
+        let resp = app
+            .post("/api/v1/auth/login")
+            .basic_auth(TENANT, Some(""))
+            .form(&form(""))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+
+        // The header, when given, wins over the client ID.
+        let resp = app
+            .post("/api/v1/auth/login")
+            .header("X-Tenant", TENANT)
+            .form(&form("other-tenant"))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+
+        // A client ID that is no tenant ID is a validation error, an unknown one a 404.
+        let resp = app
+            .post("/api/v1/auth/login")
+            .form(&form("Not A Tenant"))
+            .send()
+            .await
+            .expect("sent");
+        assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let resp = app
+            .post("/api/v1/auth/login")
+            .form(&form("no-such-tenant"))
+            .send()
+            .await
+            .expect("sent");
+        assert_error(resp, StatusCode::NOT_FOUND).await;
+    }
+}

@@ -23,7 +23,7 @@ async fn the_documents_python_flow_runs_unchanged_against_the_demo() {
     ))
     .expect("script")
     .replace("https://api.vigia.com", &app.address)
-        + "\nimport json, sys\njson.dump({'login_status': login_response.status_code, 'user_info': user_info}, sys.stdout)\n";
+        + "\nimport json, sys\njson.dump({'login_status': login_response.status_code, 'login': login_response.json(), 'user_info': user_info, 'icsrs': icsrs}, sys.stdout)\n";
 
     let out = tokio::process::Command::new("python3")
         .arg("-c")
@@ -46,4 +46,17 @@ async fn the_documents_python_flow_runs_unchanged_against_the_demo() {
     assert_eq!(me["roles"], serde_json::json!(["admin", "qf"]));
     assert_eq!(me["is_active"], true);
     assert_eq!(me["empleado_id"], 456);
+    assert_eq!(me["permissions"]["icsr"]["delete"], true);
+    let login = &result["login"];
+    assert_eq!(login["token_type"], "bearer");
+    assert_eq!(login["user"]["role"], "admin");
+    // Step 4: the demo tenant's cases, a JSON list of ICSRs.
+    let icsrs = result["icsrs"].as_array().expect("a JSON list");
+    assert!(!icsrs.is_empty(), "the demo seeds sample cases");
+    for case in icsrs {
+        assert!(
+            case["safety_report_id"].is_string() && case["reactions"].is_array(),
+            "{case}"
+        );
+    }
 }

@@ -1,12 +1,12 @@
-//! Administration by a tenant's admins: account locks and activation, and the audit trail.
-//! Every operation acts on the admin's own scope (the one its token was verified for).
+//! The audit trail of the caller's own scope (the one its token was verified for), for holders
+//! of `audit.view`.
 
 use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::{
     Object, OpenApi,
-    param::{Header, Path, Query},
+    param::{Header, Query},
     payload::Json,
 };
 use serde_json::Value;
@@ -15,40 +15,10 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use super::{ApiTags, AppState, security::BearerAuth};
 use crate::{
     error::{ApiError, Error},
-    store::{
-        audit::{AuditEvent, AuditFilter, AuditType},
-        users::User,
-    },
+    store::audit::{AuditEvent, AuditFilter, AuditType},
 };
 
-pub struct AdminApi;
-
-/// An account's administrative state.
-#[derive(Debug, Object)]
-pub struct AccountResponse {
-    /// User ID.
-    pub id: i64,
-    /// Login name.
-    pub username: String,
-    /// E-mail address.
-    pub email: String,
-    /// Whether the account may log in.
-    pub is_active: bool,
-    /// Roles in assignment order.
-    pub roles: Vec<String>,
-}
-
-impl From<User> for AccountResponse {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id,
-            username: u.username,
-            email: u.email,
-            is_active: u.is_active,
-            roles: u.roles.names().to_vec(),
-        }
-    }
-}
+pub struct AuditApi;
 
 /// One audit record.
 #[derive(Debug, Object)]
@@ -59,7 +29,8 @@ pub struct AuditEventResponse {
     pub occurred_at: String,
     /// What happened: login_succeeded, login_failed, account_locked, logout, password_changed,
     /// password_reset, password_rehashed, user_created, user_activated, user_deactivated,
-    /// user_unlocked, token_refused.
+    /// user_unlocked, user_roles_changed, user_permissions_changed, token_refused,
+    /// icsr_created, icsr_updated, icsr_deleted.
     pub event_type: String,
     /// Who acted (absent for anonymous requests such as logins).
     pub actor_id: Option<i64>,
@@ -73,16 +44,15 @@ pub struct AuditEventResponse {
     pub user_agent: Option<String>,
     /// The `trace` of the token involved.
     pub trace: Option<String>,
+    /// The record concerned when it is not a user, e.g. `icsr:42`.
+    pub resource: Option<String>,
     /// Event-specific facts (reason of a failure, lock end, …).
     pub details: Value,
 }
 
 impl From<AuditEvent> for AuditEventResponse {
     fn from(e: AuditEvent) -> Self {
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.occurred_at) * 1_000_000)
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_default();
+        let at = super::dto::rfc3339(e.occurred_at).unwrap_or_default();
         Self {
             id: e.id,
             occurred_at: at,
@@ -94,6 +64,7 @@ impl From<AuditEvent> for AuditEventResponse {
             client_addr: e.client_addr,
             user_agent: e.user_agent,
             trace: e.trace,
+            resource: e.resource,
             details: e.details.0,
         }
     }
@@ -120,83 +91,12 @@ fn parse_time(raw: Option<&str>, field: &str) -> Result<Option<i64>, Error> {
     .transpose()
 }
 
-#[OpenApi(tag = "ApiTags::Admin")]
-impl AdminApi {
-    /// Unlock an account
-    ///
-    /// Lifts a lockout (and forgets recent failed logins) before it ends by itself. Admins only.
-    #[oai(
-        path = "/api/v1/users/:id/unlock",
-        method = "post",
-        operation_id = "unlock_user"
-    )]
-    async fn unlock(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: BearerAuth,
-        /// User ID.
-        id: Path<i64>,
-        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
-        /// taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
-    ) -> Result<Json<AccountResponse>, ApiError> {
-        Ok(Json(state.auth.unlock(&auth.0, id.0).await?.into()))
-    }
-
-    /// Deactivate an account
-    ///
-    /// The user can no longer log in, and every token issued to them is refused from the next
-    /// request on. Admins only; not one's own account.
-    #[oai(
-        path = "/api/v1/users/:id/deactivate",
-        method = "post",
-        operation_id = "deactivate_user"
-    )]
-    async fn deactivate(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: BearerAuth,
-        /// User ID.
-        id: Path<i64>,
-        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
-        /// taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
-    ) -> Result<Json<AccountResponse>, ApiError> {
-        Ok(Json(
-            state.auth.set_active(&auth.0, id.0, false).await?.into(),
-        ))
-    }
-
-    /// Activate an account
-    ///
-    /// The user may log in again (tokens issued before a deactivation stay revoked). Admins only.
-    #[oai(
-        path = "/api/v1/users/:id/activate",
-        method = "post",
-        operation_id = "activate_user"
-    )]
-    async fn activate(
-        &self,
-        state: Data<&Arc<AppState>>,
-        auth: BearerAuth,
-        /// User ID.
-        id: Path<i64>,
-        /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
-        /// taken from the token when not provided.
-        #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
-    ) -> Result<Json<AccountResponse>, ApiError> {
-        Ok(Json(
-            state.auth.set_active(&auth.0, id.0, true).await?.into(),
-        ))
-    }
-
+#[OpenApi(tag = "ApiTags::Audit")]
+impl AuditApi {
     /// Audit trail
     ///
-    /// The scope's append-only audit records, newest first, for admins. Filters combine; page
-    /// with `before` = the previous page's `next_before`.
+    /// The scope's append-only audit records, newest first; needs `audit.view`. Filters
+    /// combine; page with `before` = the previous page's `next_before`.
     #[oai(
         path = "/api/v1/audit-events",
         method = "get",
@@ -223,6 +123,8 @@ impl AdminApi {
         since: Query<Option<String>>,
         /// Only records before this time (RFC 3339).
         until: Query<Option<String>>,
+        /// Only records about this record, e.g. `icsr:42`.
+        resource: Query<Option<String>>,
         /// Only records with a smaller ID (keyset cursor).
         before: Query<Option<i64>>,
         /// Page size, 1-200 (default 50).
@@ -243,6 +145,7 @@ impl AdminApi {
             event_type,
             since: parse_time(since.0.as_deref(), "since")?,
             until: parse_time(until.0.as_deref(), "until")?,
+            resource: resource.0,
             before_id: before.0,
             limit: limit + 1,
         };

@@ -1,0 +1,287 @@
+//! Authorisation: what a user may do, as `module.action` permissions.
+//!
+//! A user's permissions are their roles' grants merged with their own overrides:
+//! - `admin` is granted every action of every module (it cannot be redefined);
+//! - `qf` (pharmacist) has `icsr.view`, `icsr.edit`, `reports.view`, `reports.generate`;
+//! - a tenant file's `[roles.<name>]` tables define further roles, or redefine `qf`;
+//! - the user's stored `permissions` object overrides the result action by action: `true`
+//!   grants, `false` withdraws (even from an admin).
+//!
+//! Handlers demand one [`Permission`] through a guard (see `api::security`); the `/me`
+//! `permissions` object is [`RoleGrants::effective`] of the same inputs, so a client shows
+//! exactly what the server enforces.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde_json::{Map, Value};
+
+use crate::{
+    domain::{Invalid, Permissions, Role, Roles},
+    tenancy::file::RoleDefinitions,
+};
+
+/// Module name to action name to allowed, e.g. `{"icsr": {"view": true}}`.
+pub type PermissionMap = BTreeMap<String, BTreeMap<String, bool>>;
+
+/// One action on one module, e.g. `icsr.view`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permission {
+    pub module: &'static str,
+    pub action: &'static str,
+}
+
+impl Permission {
+    pub const ICSR_VIEW: Self = Self::new("icsr", "view");
+    pub const ICSR_EDIT: Self = Self::new("icsr", "edit");
+    pub const ICSR_DELETE: Self = Self::new("icsr", "delete");
+    pub const REPORTS_VIEW: Self = Self::new("reports", "view");
+    pub const REPORTS_GENERATE: Self = Self::new("reports", "generate");
+    pub const USERS_VIEW: Self = Self::new("users", "view");
+    pub const USERS_MANAGE: Self = Self::new("users", "manage");
+    pub const AUDIT_VIEW: Self = Self::new("audit", "view");
+
+    /// Every permission this server knows; `/me` lists each of them, granted or not.
+    pub const CATALOGUE: [Self; 8] = [
+        Self::ICSR_VIEW,
+        Self::ICSR_EDIT,
+        Self::ICSR_DELETE,
+        Self::REPORTS_VIEW,
+        Self::REPORTS_GENERATE,
+        Self::USERS_VIEW,
+        Self::USERS_MANAGE,
+        Self::AUDIT_VIEW,
+    ];
+
+    const fn new(module: &'static str, action: &'static str) -> Self {
+        Self { module, action }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.module, self.action)
+    }
+}
+
+/// The built-in `qf` (pharmacist) role's grants.
+const QF: [Permission; 4] = [
+    Permission::ICSR_VIEW,
+    Permission::ICSR_EDIT,
+    Permission::REPORTS_VIEW,
+    Permission::REPORTS_GENERATE,
+];
+
+/// One scope's role definitions: role name to the permissions it grants (`admin` is implicit).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleGrants(BTreeMap<String, Permissions>);
+
+impl Default for RoleGrants {
+    fn default() -> Self {
+        let mut qf = Map::new();
+        for p in QF {
+            grant(&mut qf, p.module, p.action, true);
+        }
+        let qf = Permissions::parse(Value::Object(qf)).expect("BUG: the qf grants are valid");
+        Self(BTreeMap::from([("qf".to_owned(), qf)]))
+    }
+}
+
+fn grant(map: &mut Map<String, Value>, module: &str, action: &str, allowed: bool) {
+    if let Value::Object(actions) = map
+        .entry(module.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()))
+    {
+        actions.insert(action.to_owned(), Value::Bool(allowed));
+    }
+}
+
+impl RoleGrants {
+    /// The defaults with a tenant file's `[roles.<name>]` definitions (each replacing the
+    /// role's default, if it has one).
+    pub fn with_definitions(definitions: &RoleDefinitions) -> Result<Self, Invalid> {
+        let mut grants = Self::default();
+        for (name, modules) in definitions {
+            let role = Role::parse(name)?;
+            if role.as_str() == Role::ADMIN {
+                return Err(Invalid::new(
+                    "roles.admin cannot be redefined: admin holds every permission",
+                ));
+            }
+            let value = serde_json::to_value(modules).expect("BUG: maps of booleans serialise");
+            let permissions =
+                Permissions::parse(value).map_err(|e| Invalid(format!("roles.{name}: {}", e.0)))?;
+            grants.0.insert(name.clone(), permissions);
+        }
+        Ok(grants)
+    }
+
+    /// Whether `role` is the built-in admin or has a definition here.
+    pub fn knows(&self, role: &str) -> bool {
+        role == Role::ADMIN || self.0.contains_key(role)
+    }
+
+    /// Every known role name, `admin` first.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(Role::ADMIN).chain(self.0.keys().map(String::as_str))
+    }
+
+    /// Whether a user with `roles` and `overrides` may do `permission`.
+    pub fn allows(&self, roles: &Roles, overrides: &Value, permission: Permission) -> bool {
+        self.decide(roles, overrides, permission.module, permission.action)
+    }
+
+    /// The override when there is one, else whether any of the roles grants it.
+    fn decide(&self, roles: &Roles, overrides: &Value, module: &str, action: &str) -> bool {
+        if let Some(allowed) = lookup(overrides, module, action) {
+            return allowed;
+        }
+        roles.contains(Role::ADMIN)
+            || roles.names().iter().any(|role| {
+                self.0.get(role).is_some_and(|granted| {
+                    lookup_map(granted.as_map(), module, action) == Some(true)
+                })
+            })
+    }
+
+    /// The full permissions object of a user with `roles` and `overrides`: every action this
+    /// server, the scope's roles or the overrides name, each `true` or `false`.
+    pub fn effective(&self, roles: &Roles, overrides: &Value) -> PermissionMap {
+        let mut map = PermissionMap::new();
+        let mut mention = |module: &str, action: &str| {
+            map.entry(module.to_owned())
+                .or_default()
+                .insert(action.to_owned(), false);
+        };
+        for p in Permission::CATALOGUE {
+            mention(p.module, p.action);
+        }
+        for granted in self.0.values() {
+            for_each_action(granted.as_map(), &mut mention);
+        }
+        if let Some(overrides) = overrides.as_object() {
+            for_each_action(overrides, &mut mention);
+        }
+        for (module, actions) in &mut map {
+            for (action, allowed) in actions.iter_mut() {
+                *allowed = self.decide(roles, overrides, module, action);
+            }
+        }
+        map
+    }
+}
+
+fn for_each_action(map: &Map<String, Value>, f: &mut impl FnMut(&str, &str)) {
+    for (module, actions) in map {
+        if let Some(actions) = actions.as_object() {
+            for action in actions.keys() {
+                f(module, action);
+            }
+        }
+    }
+}
+
+fn lookup(value: &Value, module: &str, action: &str) -> Option<bool> {
+    lookup_map(value.as_object()?, module, action)
+}
+
+fn lookup_map(map: &Map<String, Value>, module: &str, action: &str) -> Option<bool> {
+    map.get(module)?.get(action)?.as_bool()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn roles(names: &[&str]) -> Roles {
+        Roles::new(
+            names
+                .iter()
+                .map(|n| Role::parse(n).expect("role"))
+                .collect(),
+        )
+        .expect("roles")
+    }
+
+    #[test]
+    fn admin_may_do_everything_and_qf_what_the_issue_lists() {
+        let grants = RoleGrants::default();
+        let none = json!({});
+        for p in Permission::CATALOGUE {
+            assert!(grants.allows(&roles(&["admin"]), &none, p), "{p}");
+        }
+        let qf = roles(&["qf"]);
+        assert!(grants.allows(&qf, &none, Permission::ICSR_EDIT));
+        assert!(grants.allows(&qf, &none, Permission::REPORTS_GENERATE));
+        assert!(!grants.allows(&qf, &none, Permission::ICSR_DELETE));
+        assert!(!grants.allows(&qf, &none, Permission::USERS_MANAGE));
+        assert!(!grants.allows(&roles(&[]), &none, Permission::ICSR_VIEW));
+        assert!(!grants.allows(&roles(&["unknown"]), &none, Permission::ICSR_VIEW));
+    }
+
+    #[test]
+    fn overrides_grant_and_withdraw_action_by_action() {
+        let grants = RoleGrants::default();
+        let overrides = json!({"icsr": {"delete": true, "edit": false}});
+        let qf = roles(&["qf"]);
+        assert!(grants.allows(&qf, &overrides, Permission::ICSR_DELETE));
+        assert!(!grants.allows(&qf, &overrides, Permission::ICSR_EDIT));
+        assert!(grants.allows(&qf, &overrides, Permission::ICSR_VIEW));
+        let admin_without_delete = json!({"icsr": {"delete": false}});
+        assert!(!grants.allows(
+            &roles(&["admin"]),
+            &admin_without_delete,
+            Permission::ICSR_DELETE
+        ));
+    }
+
+    #[test]
+    fn the_effective_map_names_every_action_and_matches_allows() {
+        let definitions = BTreeMap::from([(
+            "evaluator".to_owned(),
+            BTreeMap::from([(
+                "signals".to_owned(),
+                BTreeMap::from([("assess".to_owned(), true)]),
+            )]),
+        )]);
+        let grants = RoleGrants::with_definitions(&definitions).expect("valid");
+        let overrides = json!({"reports": {"generate": false}, "labels": {"print": true}});
+        let user = roles(&["qf", "evaluator"]);
+        let map = grants.effective(&user, &overrides);
+        assert!(map["icsr"]["view"]);
+        assert!(!map["icsr"]["delete"]);
+        assert!(!map["reports"]["generate"]);
+        assert!(map["signals"]["assess"]);
+        assert!(map["labels"]["print"]);
+        assert!(!map["users"]["manage"]);
+        for p in Permission::CATALOGUE {
+            assert_eq!(
+                map[p.module][p.action],
+                grants.allows(&user, &overrides, p),
+                "{p}"
+            );
+        }
+        let admin = grants.effective(&roles(&["admin"]), &json!({}));
+        assert!(admin.values().all(|actions| actions.values().all(|a| *a)));
+        assert!(admin["signals"]["assess"]);
+    }
+
+    #[test]
+    fn admin_cannot_be_redefined_and_definitions_are_checked() {
+        let bad = |name: &str| {
+            BTreeMap::from([(
+                name.to_owned(),
+                BTreeMap::from([(
+                    "icsr".to_owned(),
+                    BTreeMap::from([("view".to_owned(), true)]),
+                )]),
+            )])
+        };
+        assert!(RoleGrants::with_definitions(&bad("admin")).is_err());
+        assert!(RoleGrants::with_definitions(&bad("Not A Role")).is_err());
+        let qf_view_only = RoleGrants::with_definitions(&bad("qf")).expect("qf may be redefined");
+        assert!(!qf_view_only.allows(&roles(&["qf"]), &json!({}), Permission::ICSR_EDIT));
+        assert!(qf_view_only.knows("qf") && qf_view_only.knows("admin"));
+        assert!(!qf_view_only.knows("evaluator"));
+    }
+}
