@@ -211,6 +211,16 @@ impl From<Invalid> for ApiError {
 /// bearer token, unknown routes, wrong methods) into the same `{"detail": ...}` shape, with the
 /// contract's status: parse and content-type failures are 422.
 pub async fn framework_error(err: poem::Error) -> Response {
+    // Keep the operation that failed, for the request metrics.
+    let operation = err.data::<poem_openapi::OperationId>().copied();
+    let mut response = error_response(err);
+    if let Some(operation) = operation {
+        response.set_data(operation);
+    }
+    response
+}
+
+fn error_response(err: poem::Error) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }

@@ -17,7 +17,7 @@
 //!   database and keys, with bounded caches; provisioning and the development demo.
 //! - [`store`]: `Store` over SQLite or Postgres pools; one module per aggregate; migrations.
 //! - [`domain`]: identifiers and values parsed once at the boundary (`TenantId`, `Email`, …).
-//! - [`telemetry`]: tracing subscriber set-up.
+//! - [`telemetry`]: tracing subscriber set-up; [`metrics`]: the Prometheus registry.
 
 pub mod api;
 pub mod auth;
@@ -26,6 +26,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod icsrs;
+pub mod metrics;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

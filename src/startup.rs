@@ -12,6 +12,7 @@ use crate::{
     auth::{Auth, password::Hasher, token::TokenService},
     config::{Environment, Settings},
     domain::{Email, Password, TenantId},
+    metrics::Metrics,
     store::{
         DatabaseUrl, PoolSettings, Store,
         audit::{AuditType, NewAuditEvent},
@@ -50,11 +51,13 @@ impl Application {
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
         let acceptor = TcpAcceptor::from_tokio(listener)?;
-        let auth = Auth::new(&settings, hasher, tokens);
+        let metrics = Arc::new(Metrics::new());
+        let auth = Auth::new(&settings, hasher, tokens, metrics.clone());
         let state = Arc::new(AppState {
             settings,
             registry,
             auth,
+            metrics,
         });
         Ok(Self {
             acceptor,
@@ -84,9 +87,8 @@ impl Application {
             .name("vigia")
             .run_with_graceful_shutdown(app, shutdown, Some(grace))
             .await;
-        if let Ok(store) = state.registry.legacy().store().await {
-            store.close().await;
-        }
+        state.registry.close().await;
+        tracing::info!("stopped: in-flight requests drained, database pools closed");
         outcome
     }
 }

@@ -24,12 +24,25 @@ use super::{
     security::{BearerAuth, OptionalBearerAuth, header_tenant, request_meta},
 };
 use crate::{
+    auth::tenant_label,
     config::Environment,
     domain::{Email, LoginIdentifier, Password, Role, Scope, TenantId},
     error::{ApiError, Error},
 };
 
 pub struct AuthApi;
+
+/// A login's outcome as a metrics label.
+fn login_outcome<T>(result: &Result<T, Error>) -> &'static str {
+    match result {
+        Ok(_) => "succeeded",
+        Err(Error::BadCredentials) => "bad_credentials",
+        Err(Error::TooManyRequests { .. }) => "throttled",
+        Err(Error::Forbidden(_)) => "forbidden",
+        Err(Error::Unavailable { .. }) => "unavailable",
+        Err(_) => "error",
+    }
+}
 
 /// The scope a login names: the `X-Tenant` header, else the OAuth2 client ID (form field
 /// `client_id`, else the user name of `Authorization: Basic`), else the legacy database.
@@ -104,7 +117,11 @@ impl AuthApi {
         let outcome = state
             .auth
             .login(&tenant, &login, password, &request_meta(req))
-            .await?;
+            .await;
+        state
+            .metrics
+            .login(&tenant_label(&scope), login_outcome(&outcome));
+        let outcome = outcome?;
         let body = TokenResponse::new(outcome.access_token, &outcome.user);
         Ok(LoginResponse::Ok(
             Json(body),

@@ -4,10 +4,16 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::{OpenApi, payload::Json};
+use poem_openapi::{
+    OpenApi,
+    payload::{Json, PlainText},
+};
 
 use super::{ApiTags, AppState, dto::HealthResponse};
-use crate::error::{ApiError, Error};
+use crate::{
+    error::{ApiError, Error},
+    metrics::Snapshot,
+};
 
 pub struct HealthApi;
 
@@ -21,6 +27,19 @@ impl HealthApi {
         Json(HealthResponse {
             status: "ok".into(),
         })
+    }
+
+    /// Prometheus metrics
+    ///
+    /// The text exposition format: requests by route, method and status with a latency
+    /// histogram; logins by tenant and outcome; lockouts; open tenant pools; hashing queue
+    /// depth; build info.
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self, state: Data<&Arc<AppState>>) -> PlainText<String> {
+        PlainText(state.metrics.encode(Snapshot {
+            open_tenant_pools: state.registry.open_pools(),
+            hashing_queue_depth: u64::try_from(state.auth.hasher.in_flight()).unwrap_or(u64::MAX),
+        }))
     }
 
     /// Readiness

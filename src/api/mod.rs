@@ -12,7 +12,7 @@ mod page;
 pub mod security;
 mod users;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use poem::{
     Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
@@ -21,13 +21,30 @@ use poem::{
 };
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::{auth::Auth, config::Settings, error::framework_error, tenancy::Registry};
+use crate::{
+    auth::Auth, config::Settings, error::framework_error, metrics::Metrics, tenancy::Registry,
+};
 
 /// What every handler shares; attached to every route as request data.
 pub struct AppState {
     pub settings: Settings,
     pub registry: Registry,
     pub auth: Auth,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Per-request facts the access log reports: the request ID, and once the bearer token
+/// checked out, who called. Attached by [`access_log`]; filled by the security checker.
+pub struct RequestContext {
+    pub id: String,
+    pub caller: OnceLock<Caller>,
+}
+
+/// The authenticated caller of a request, for its log line.
+pub struct Caller {
+    pub tenant: String,
+    pub user_id: i64,
+    pub trace: String,
 }
 
 #[derive(Tags)]
@@ -97,6 +114,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api = service();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
+    let metrics = state.metrics.clone();
     Route::new()
         .nest("/docs", docs)
         .at("/openapi.json", spec)
@@ -104,26 +122,81 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .around(limit_request)
         .data(state)
         .catch_all_error(framework_error)
-        .around(access_log)
+        .around(move |next, req| access_log(next, req, metrics.clone()))
 }
 
-/// One log line per request, after it is answered: method, path (never the query, which may
-/// hold personal data), status and duration.
-async fn access_log<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+const REQUEST_ID: &str = "X-Request-Id";
+
+/// The client's `X-Request-Id` when it is a sane token (1-128 visible ASCII characters), else
+/// a new UUID.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// Every request: a request ID (accepted or generated, echoed in `X-Request-Id`), its
+/// metrics, and one log line after it is answered — method, path (never the query, which may
+/// hold personal data), status, duration, and when authenticated the tenant, user ID and the
+/// token's `trace`.
+async fn access_log<E: Endpoint>(
+    next: Arc<E>,
+    mut req: Request,
+    metrics: Arc<Metrics>,
+) -> poem::Result<Response> {
     let started = std::time::Instant::now();
-    let logged = tracing::enabled!(tracing::Level::INFO)
-        .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let response = next.call(req).await?.into_response();
-    if let Some((method, path)) = logged {
+    let context = Arc::new(RequestContext {
+        id: request_id(&req),
+        caller: OnceLock::new(),
+    });
+    req.extensions_mut().insert(context.clone());
+    let method = method_label(req.method());
+    let logged = tracing::enabled!(tracing::Level::INFO).then(|| req.uri().path().to_owned());
+    let mut response = next.call(req).await?.into_response();
+    let elapsed = started.elapsed();
+    let route = response
+        .data::<poem_openapi::OperationId>()
+        .map_or("other", |id| id.0);
+    metrics.request(
+        route,
+        method,
+        response.status().as_u16(),
+        elapsed.as_secs_f64(),
+    );
+    if let Some(path) = logged {
+        let caller = context.caller.get();
         tracing::info!(
-            %method,
+            request_id = %context.id,
+            method,
             path,
             status = response.status().as_u16(),
-            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            tenant = caller.map(|c| c.tenant.as_str()),
+            user_id = caller.map(|c| c.user_id),
+            trace = caller.map(|c| c.trace.as_str()),
             "request"
         );
     }
+    if let Ok(value) = header::HeaderValue::from_str(&context.id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     Ok(response)
+}
+
+fn method_label(method: &poem::http::Method) -> &'static str {
+    use poem::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Refuses headers over [`MAX_HEADER_BYTES`] with 431, and bodies over [`MAX_BODY_BYTES`]

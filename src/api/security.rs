@@ -10,9 +10,9 @@ use poem_openapi::{
     registry::Registry,
 };
 
-use super::AppState;
+use super::{AppState, Caller, RequestContext};
 use crate::{
-    auth::{Principal, RequestMeta, permissions::Permission},
+    auth::{Principal, RequestMeta, permissions::Permission, tenant_label},
     domain::TenantId,
     error::{ApiError, Error},
 };
@@ -50,11 +50,19 @@ pub enum OptionalBearerAuth {
 async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     let state = state(req);
     let tenant = header_tenant(req)?;
-    state
+    let principal = state
         .auth
         .authenticate(&state.registry, tenant, &bearer.token, request_meta(req))
         .await
-        .map_err(|e| ApiError::from(e).into())
+        .map_err(ApiError::from)?;
+    if let Some(context) = req.extensions().get::<Arc<RequestContext>>() {
+        let _ = context.caller.set(Caller {
+            tenant: tenant_label(&principal.tenant.scope),
+            user_id: principal.user.id,
+            trace: principal.claims.trace.clone(),
+        });
+    }
+    Ok(principal)
 }
 
 /// The client address (the peer, or with `security.trust_forwarded_for` the last

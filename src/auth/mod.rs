@@ -28,6 +28,7 @@ use crate::{
     config::Settings,
     domain::{Email, LoginIdentifier, Password, Role, Scope, TenantId},
     error::Error,
+    metrics::Metrics,
     store::{
         Store,
         audit::{AuditType, NewAuditEvent},
@@ -117,6 +118,7 @@ pub struct Auth {
     verified: VerifiedTokens,
     addresses: AddressLimiter,
     phantoms: PhantomLockouts,
+    metrics: Arc<Metrics>,
 }
 
 /// An audit record of an anonymous request about `subject`.
@@ -142,7 +144,12 @@ fn anonymous_event(
 }
 
 impl Auth {
-    pub fn new(settings: &Settings, hasher: Hasher, tokens: TokenService) -> Self {
+    pub fn new(
+        settings: &Settings,
+        hasher: Hasher,
+        tokens: TokenService,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             hasher,
             tokens,
@@ -152,6 +159,7 @@ impl Auth {
             ),
             addresses: AddressLimiter::new(settings.security.login_attempts_per_ip_per_minute),
             phantoms: PhantomLockouts::new(),
+            metrics,
         }
     }
 
@@ -311,6 +319,7 @@ impl Auth {
                 tenant.store().await?.record_audit(&event).await?;
             }
         }
+        self.metrics.lockout(&tenant_label(&tenant.scope));
         // Part 11 §11.300(d): report attempted misuse "in an immediate and urgent manner".
         tracing::warn!(
             alert = "account_locked",
@@ -503,6 +512,14 @@ impl Auth {
             .await?;
         principal.tenant.remember_revoked(claims.jti.clone());
         Ok(())
+    }
+}
+
+/// A scope as a metrics label: the tenant ID, or `legacy`.
+pub fn tenant_label(scope: &Scope) -> String {
+    match scope {
+        Scope::Legacy => "legacy".to_owned(),
+        Scope::Tenant(id) => id.to_string(),
     }
 }
 

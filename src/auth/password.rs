@@ -40,6 +40,8 @@ pub struct Hasher {
     dummy_hash: Arc<str>,
     /// Permits for jobs running or waiting (`workers + queue`).
     admitted: Arc<Semaphore>,
+    /// `workers + queue`.
+    capacity: usize,
     /// Feeds the hashing threads.
     jobs: std::sync::mpsc::Sender<Job>,
 }
@@ -94,8 +96,15 @@ impl Hasher {
             params,
             dummy_hash,
             admitted: Arc::new(Semaphore::new(workers + settings.queue)),
+            capacity: workers + settings.queue,
             jobs: start_workers(workers)?,
         })
+    }
+
+    /// Hashes admitted and not finished: running, or queued for a hashing thread.
+    pub fn in_flight(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.admitted.available_permits())
     }
 
     /// Hashes a new password (PHC string).

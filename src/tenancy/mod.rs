@@ -334,6 +334,21 @@ impl Registry {
         &self.legacy
     }
 
+    /// Tenant database pools open now (approximately: evictions are applied lazily).
+    pub fn open_pools(&self) -> u64 {
+        self.shared.pools.entry_count()
+    }
+
+    /// Closes every open pool, the legacy database's last (at shutdown, after draining).
+    pub async fn close(&self) {
+        for (_, store) in self.shared.pools.iter() {
+            store.close().await;
+        }
+        if let Database::Fixed(store) = &self.legacy.database {
+            store.close().await;
+        }
+    }
+
     /// The handle of `scope`, opening the tenant's database on first use. Refuses inactive
     /// tenants.
     pub async fn resolve(&self, scope: &Scope) -> Result<Arc<Tenant>, TenancyError> {

@@ -1,0 +1,53 @@
+//! Request IDs and Prometheus metrics.
+
+use reqwest::StatusCode;
+
+use crate::helpers::{TENANT, backend_tests, spawn_app};
+
+backend_tests! {
+    async fn request_ids_are_echoed_or_generated(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let resp = app.get("/healthz").header("X-Request-Id", "lb-42.abc").send().await.expect("sent");
+        assert_eq!(resp.headers()["x-request-id"], "lb-42.abc");
+        for sent in [None, Some("has space"), Some("")] {
+            let mut req = app.get("/api/v1/auth/me");
+            if let Some(id) = sent {
+                req = req.header("X-Request-Id", id);
+            }
+            let resp = req.send().await.expect("sent");
+            // Errors carry one too.
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+            let id = resp.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{sent:?} → {id}");
+        }
+    }
+}
+
+backend_tests! {
+    async fn metrics_count_requests_logins_and_lockouts(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let token = app.token(Some(TENANT), "juan.perez").await;
+        assert_eq!(app.me(&token, None).await.status(), StatusCode::OK);
+        assert_eq!(app.me("garbage", None).await.status(), StatusCode::UNAUTHORIZED);
+        for _ in 0..5 {
+            app.login(Some(TENANT), "juan.perez", "wrong-password").await;
+        }
+        let resp = app.get("/metrics").send().await.expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain"));
+        let text = resp.text().await.expect("text");
+        for expected in [
+            r#"vigia_http_requests_total{route="me",method="GET",status="200"} 1"#,
+            r#"vigia_http_requests_total{route="me",method="GET",status="401"} 1"#,
+            r#"vigia_http_request_duration_seconds_count{route="me",method="GET"} 2"#,
+            r#"vigia_logins_total{tenant="acme",outcome="succeeded"} 1"#,
+            r#"vigia_logins_total{tenant="acme",outcome="bad_credentials"} 5"#,
+            r#"vigia_lockouts_total{tenant="acme"} 1"#,
+            r#"vigia_build_info{version=""#,
+            "vigia_tenant_pools_open ",
+            "vigia_hashing_queue_depth 0",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+}
