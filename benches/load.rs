@@ -319,11 +319,13 @@ async fn orchestrate() -> anyhow::Result<()> {
     };
     provision::create_tenant(
         &settings,
+        &vigia::tenancy::Source::Files(settings.tenants.dir.clone()),
         NewTenant {
             id: TenantId::parse("t000000")?,
             database_url: None,
             name: None,
             first_user: Some(user),
+            via: "bench",
         },
     )
     .await?;

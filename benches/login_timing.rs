@@ -49,11 +49,13 @@ async fn main() -> anyhow::Result<()> {
     };
     provision::create_tenant(
         &settings,
+        &vigia::tenancy::Source::Files(settings.tenants.dir.clone()),
         NewTenant {
             id: TenantId::parse("bench")?,
             database_url: None,
             name: None,
             first_user: Some(user),
+            via: "bench",
         },
     )
     .await?;

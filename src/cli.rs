@@ -21,7 +21,7 @@ use crate::{
     },
     telemetry,
     tenancy::{
-        file,
+        Source,
         provision::{self, NewTenant},
     },
 };
@@ -201,13 +201,16 @@ async fn tenant_create(
     name: Option<String>,
 ) -> anyhow::Result<()> {
     let id = TenantId::parse(id).with_context(|| format!("invalid tenant id {id:?}"))?;
+    let source = Source::open(settings).await?;
     let entry = provision::create_tenant(
         settings,
+        &source,
         NewTenant {
             id: id.clone(),
             database_url,
             name,
             first_user: None,
+            via: "cli",
         },
     )
     .await?;
@@ -217,7 +220,7 @@ async fn tenant_create(
 }
 
 async fn tenant_list(settings: &Settings) -> anyhow::Result<()> {
-    for (id, entry) in file::list(&settings.tenants.dir).await? {
+    for (id, entry) in Source::open(settings).await?.list().await? {
         match entry {
             Ok(entry) => {
                 let backend = DatabaseUrl::parse(&entry.database_url)
@@ -281,7 +284,9 @@ async fn open_scope(settings: &Settings, tenant: Option<&str>) -> anyhow::Result
         }
         Some(raw) => {
             let id = TenantId::parse(raw).with_context(|| format!("invalid tenant id {raw:?}"))?;
-            let (entry, _) = file::read(&settings.tenants.dir, &id)
+            let (entry, _) = Source::open(settings)
+                .await?
+                .read(&id)
                 .await
                 .map_err(|e| anyhow::anyhow!("tenant {id}: {e}"))?;
             Store::open(&DatabaseUrl::parse(&entry.database_url)?, &pools).await?
@@ -308,7 +313,7 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .context("legacy database")?;
     legacy.close().await;
     println!("migrated legacy");
-    for (id, entry) in file::list(&settings.tenants.dir).await? {
+    for (id, entry) in Source::open(settings).await?.list().await? {
         let outcome = async {
             let entry = entry?;
             let store = Store::open(

@@ -30,6 +30,37 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub argon2: Argon2Settings,
     pub database: DatabaseSettings,
+    pub admin: AdminSettings,
+    pub redis: RedisSettings,
+}
+
+/// The operators' provisioning API (`/api/v1/admin/tenants`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    /// The operator token those endpoints take as `Authorization: Bearer`; without one they
+    /// do not exist (404). At least 32 characters.
+    pub token: Option<SecretString>,
+}
+
+/// State several replicas share: login throttling, lockouts of unknown names, revocations and
+/// cache invalidations. Without a URL it all stays in-process.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// `redis://host:6379/0`.
+    pub url: Option<SecretString>,
+    pub pool_size: usize,
+    /// Prefix of every key and channel (several deployments may share one Redis).
+    pub key_prefix: String,
+}
+
+/// Where the tenant registry lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryKind {
+    /// `tenants.dir`: one TOML file per tenant.
+    Files,
+    /// The `tenant_registry` table of the legacy database, shared by every replica.
+    Database,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +74,8 @@ pub struct ServerSettings {
 pub struct TenantSettings {
     /// The registry: one `<ID>.toml` per tenant.
     pub dir: PathBuf,
+    /// `files` (the default, `dir`) or `database` (the legacy database's `tenant_registry`).
+    pub registry: RegistryKind,
     /// Most tenant databases held open at once (each holds file descriptors or connections).
     pub pool_cache_capacity: u64,
     /// Most tenant handles (keys, policy; no open files) kept in memory.
@@ -154,6 +187,7 @@ shutdown_grace_seconds = 20
 
 [tenants]
 dir = "./tenants"
+registry = "files"
 pool_cache_capacity = 256
 handle_cache_capacity = 100000
 pool_idle_seconds = 600
@@ -182,6 +216,12 @@ iterations = 2
 parallelism = 1
 workers = 0
 queue = 64
+
+[admin]
+
+[redis]
+pool_size = 16
+key_prefix = "vigia"
 
 [database]
 sqlite_max_connections = 4
@@ -253,6 +293,11 @@ impl Settings {
         }
         if self.security.lockout_threshold == 0 {
             bail!("security.lockout_threshold must be positive");
+        }
+        if let Some(token) = &self.admin.token
+            && token.expose_secret().len() < 32
+        {
+            bail!("admin.token must be at least 32 characters");
         }
         if self.jwt.ttl_minutes == 0 {
             bail!("jwt.ttl_minutes must be positive");

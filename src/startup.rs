@@ -18,7 +18,7 @@ use crate::{
         audit::{AuditType, NewAuditEvent},
     },
     tenancy::{
-        Registry, ServerSecret,
+        Registry, ServerSecret, Source,
         provision::{self, DEMO_PASSWORD, DEMO_TENANT, NewTenant},
     },
 };
@@ -144,8 +144,10 @@ async fn seed_demo(settings: &Settings, hasher: &Hasher) -> anyhow::Result<()> {
         database_url: None,
         name: Some("ACME Pharma (demo)".into()),
         first_user: Some(user),
+        via: "demo",
     };
-    let entry = provision::create_tenant(settings, tenant).await?;
+    let source = Source::Files(settings.tenants.dir.clone());
+    let entry = provision::create_tenant(settings, &source, tenant).await?;
     let url = DatabaseUrl::parse(&entry.database_url)?;
     let store = Store::open(&url, &PoolSettings::from(&settings.database)).await?;
     let juan = store

@@ -30,7 +30,8 @@ pub struct AuditEventResponse {
     /// What happened: login_succeeded, login_failed, account_locked, logout, password_changed,
     /// password_reset, password_rehashed, user_created, user_activated, user_deactivated,
     /// user_unlocked, user_roles_changed, user_permissions_changed, token_refused,
-    /// icsr_created, icsr_updated, icsr_deleted.
+    /// icsr_created, icsr_updated, icsr_deleted, tenant_provisioned, tenant_activated,
+    /// tenant_deactivated.
     pub event_type: String,
     /// Who acted (absent for anonymous requests such as logins).
     pub actor_id: Option<i64>,

@@ -3,6 +3,7 @@
 //! Swagger UI (`/docs`). Handlers are short: resolve the scope, parse the DTO into domain
 //! types, call one [`crate::auth::Auth`] flow, return a response variant.
 
+mod admin;
 mod audit;
 mod auth;
 mod dto;
@@ -57,7 +58,9 @@ enum ApiTags {
     Users,
     /// The tenant's append-only audit trail.
     Audit,
-    /// Liveness and readiness probes.
+    /// Operators: provision tenants (operator token; absent unless `admin.token` is set).
+    Operations,
+    /// Liveness and readiness probes, metrics.
     Health,
 }
 
@@ -73,6 +76,7 @@ type Apis = (
     icsrs::IcsrsApi,
     users::UsersApi,
     audit::AuditApi,
+    admin::AdminApi,
     health::HealthApi,
 );
 
@@ -83,6 +87,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             icsrs::IcsrsApi,
             users::UsersApi,
             audit::AuditApi,
+            admin::AdminApi,
             health::HealthApi,
         ),
         "Vigia auth API",
@@ -120,12 +125,28 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/openapi.json", spec)
         .nest("/", api)
         .around(limit_request)
+        .around(hide_admin)
         .data(state)
         .catch_all_error(framework_error)
         .around(move |next, req| access_log(next, req, metrics.clone()))
 }
 
 const REQUEST_ID: &str = "X-Request-Id";
+
+/// The operators' API exists only with a configured `admin.token`: without one, its routes
+/// answer 404 like any unknown path, whatever the request carries.
+async fn hide_admin<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+    let hidden =
+        req.uri().path().starts_with("/api/v1/admin/") || req.uri().path() == "/api/v1/admin";
+    if hidden
+        && req
+            .data::<Arc<AppState>>()
+            .is_some_and(|s| s.settings.admin.token.is_none())
+    {
+        return Err(poem::Error::from_status(StatusCode::NOT_FOUND));
+    }
+    Ok(next.call(req).await?.into_response())
+}
 
 /// The client's `X-Request-Id` when it is a sane token (1-128 visible ASCII characters), else
 /// a new UUID.

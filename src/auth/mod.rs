@@ -532,7 +532,23 @@ fn check_policy(
     password: &Password,
     field: &str,
 ) -> Result<(), Error> {
-    let min = tenant.policy.password_min_length;
+    check_new_password(
+        tenant.policy.password_min_length,
+        username,
+        email,
+        password,
+        field,
+    )
+}
+
+/// A new password of at least `min` characters that is not the username or e-mail address.
+pub fn check_new_password(
+    min: usize,
+    username: &str,
+    email: &str,
+    password: &Password,
+    field: &str,
+) -> Result<(), Error> {
     let text = String::from_utf8_lossy(password.as_bytes()).to_lowercase();
     if text.chars().count() < min {
         return Err(Error::Validation(format!(

@@ -27,10 +27,13 @@ pub enum AuditType {
     IcsrCreated,
     IcsrUpdated,
     IcsrDeleted,
+    TenantProvisioned,
+    TenantActivated,
+    TenantDeactivated,
 }
 
 impl AuditType {
-    pub const ALL: [AuditType; 17] = [
+    pub const ALL: [AuditType; 20] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -48,6 +51,9 @@ impl AuditType {
         Self::IcsrCreated,
         Self::IcsrUpdated,
         Self::IcsrDeleted,
+        Self::TenantProvisioned,
+        Self::TenantActivated,
+        Self::TenantDeactivated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +75,9 @@ impl AuditType {
             Self::IcsrCreated => "icsr_created",
             Self::IcsrUpdated => "icsr_updated",
             Self::IcsrDeleted => "icsr_deleted",
+            Self::TenantProvisioned => "tenant_provisioned",
+            Self::TenantActivated => "tenant_activated",
+            Self::TenantDeactivated => "tenant_deactivated",
         }
     }
 

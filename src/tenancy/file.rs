@@ -73,6 +73,8 @@ pub enum FileError {
     Exists(TenantId),
     #[error("reading or writing {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("the registry database: {0}")]
+    Database(String),
 }
 
 pub fn path_of(dir: &Path, id: &TenantId) -> PathBuf {
@@ -123,6 +125,20 @@ pub fn write_new(dir: &Path, id: &TenantId, file: &TenantFile) -> Result<(), Fil
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(FileError::Exists(id.clone())),
         Err(source) => Err(FileError::Io { path, source }),
     }
+}
+
+/// Replaces an existing entry atomically: a temporary file renamed over it, so a concurrent
+/// reader sees the old file or the new one, never a part.
+pub fn replace(dir: &Path, id: &TenantId, file: &TenantFile) -> Result<(), FileError> {
+    let text = toml::to_string(file).expect("BUG: a TenantFile always serialises to TOML");
+    let tmp = dir.join(format!(".{id}.toml.{}.tmp", std::process::id()));
+    let path = path_of(dir, id);
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            FileError::Io { path, source }
+        })
 }
 
 /// Every registered tenant, sorted by ID (for the CLI; the server never lists).

@@ -20,13 +20,14 @@
 pub mod file;
 pub mod keys;
 pub mod provision;
+pub mod source;
 
 use std::{
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use moka::sync::Cache as SyncCache;
@@ -36,12 +37,17 @@ use moka::future::Cache;
 pub use self::{
     file::{SecurityOverrides, TenantFile},
     keys::{ServerSecret, SigningKey},
+    source::{Revision, Source},
 };
 use crate::{
     auth::permissions::RoleGrants,
     config::{SecuritySettings, Settings},
     domain::{Scope, TenantId},
-    store::{DatabaseUrl, PoolSettings, Store, StoreError, users::User},
+    store::{
+        DatabaseUrl, PoolSettings, Store, StoreError,
+        audit::{AuditType, NewAuditEvent},
+        users::User,
+    },
 };
 
 /// A scope's security policy: the server's `[security]` keys with the tenant's overrides.
@@ -201,8 +207,8 @@ pub struct Tenant {
     generation: AtomicU64,
     /// The tenant's database (masked in logs).
     pub database_url: DatabaseUrl,
-    /// The tenant file's modification time when loaded; a change means reload.
-    modified: Option<SystemTime>,
+    /// The entry's revision when loaded (`None`: legacy); a change means reload.
+    revision: Option<Revision>,
     /// When the file was last checked, in milliseconds since the registry's epoch.
     checked_at: AtomicU64,
 }
@@ -267,6 +273,7 @@ impl Tenant {
 
 pub struct Registry {
     settings: Settings,
+    source: Source,
     secret: ServerSecret,
     shared: Arc<Shared>,
     legacy: Arc<Tenant>,
@@ -297,13 +304,13 @@ impl Registry {
             key: SigningKey::derive(&secret, &Scope::Legacy),
             scope: Scope::Legacy,
             active: true,
-            database: Database::Fixed(store),
+            database: Database::Fixed(store.clone()),
             shared: shared.clone(),
             generation: AtomicU64::new(0),
             policy: SecurityPolicy::new(&settings.security, &SecurityOverrides::default()),
             roles: RoleGrants::default(),
             database_url: legacy_url,
-            modified: None,
+            revision: None,
             checked_at: AtomicU64::new(0),
         });
         let open = Cache::builder()
@@ -320,6 +327,7 @@ impl Registry {
             .build();
         Ok(Self {
             settings: settings.clone(),
+            source: Source::new(settings, &store),
             secret,
             shared,
             legacy,
@@ -332,6 +340,51 @@ impl Registry {
 
     pub fn legacy(&self) -> &Arc<Tenant> {
         &self.legacy
+    }
+
+    /// Where the registry's entries live.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Forgets what this process knows of `id` (its handle, or that it was unknown), so the
+    /// next request reads its entry afresh.
+    pub async fn forget(&self, id: &TenantId) {
+        self.open.invalidate(id).await;
+        self.absent.invalidate(id).await;
+    }
+
+    /// Activates or deactivates tenant `id`, recording it in the tenant's own audit trail
+    /// first. Other processes notice within `tenants.recheck_millis`.
+    pub async fn set_active(
+        &self,
+        id: &TenantId,
+        active: bool,
+        via: &'static str,
+    ) -> Result<TenantFile, TenancyError> {
+        let broken = |e: file::FileError| match e {
+            file::FileError::Missing => TenancyError::Unknown,
+            other => TenancyError::Broken(other.to_string()),
+        };
+        let (entry, _) = self.source.read(id).await.map_err(broken)?;
+        if entry.active != active {
+            let url = DatabaseUrl::parse(&entry.database_url)
+                .map_err(|e| TenancyError::Broken(format!("tenant {id}: {e}")))?;
+            let unavailable = |e| TenancyError::Unavailable(Arc::new(e));
+            let store = self.shared.pool(&url).await.map_err(unavailable)?;
+            let kind = if active {
+                AuditType::TenantActivated
+            } else {
+                AuditType::TenantDeactivated
+            };
+            store
+                .record_audit(&NewAuditEvent::by_operator(kind, via))
+                .await
+                .map_err(unavailable)?;
+            self.source.set_active(id, active).await.map_err(broken)?;
+        }
+        self.forget(id).await;
+        Ok(TenantFile { active, ..entry })
     }
 
     /// Tenant database pools open now (approximately: evictions are applied lazily).
@@ -367,7 +420,7 @@ impl Registry {
             return Err(TenancyError::Unknown);
         }
         if let Some(tenant) = self.open.get(id).await {
-            if self.still_current(&tenant) {
+            if self.still_current(&tenant).await {
                 return Ok(tenant);
             }
             self.open.invalidate(id).await;
@@ -384,8 +437,9 @@ impl Registry {
     }
 
     /// Whether a cached handle may still be used: at most every `recheck` it costs one `stat`
-    /// of the tenant file; a removed or modified file means reload.
-    fn still_current(&self, tenant: &Tenant) -> bool {
+    /// of the tenant file (or one indexed query of its row); a removed or changed entry means
+    /// reload.
+    async fn still_current(&self, tenant: &Tenant) -> bool {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let checked = tenant.checked_at.load(Ordering::Relaxed);
         if now.saturating_sub(checked) < u64::try_from(self.recheck.as_millis()).unwrap_or(u64::MAX)
@@ -395,8 +449,8 @@ impl Registry {
         let Scope::Tenant(id) = &tenant.scope else {
             return true;
         };
-        let current = file::modified(&file::path_of(&self.settings.tenants.dir, id));
-        if current.is_some() && current == tenant.modified {
+        let current = self.source.revision(id).await.ok().flatten();
+        if current.is_some() && current == tenant.revision {
             tenant.checked_at.store(now, Ordering::Relaxed);
             true
         } else {
@@ -405,7 +459,7 @@ impl Registry {
     }
 
     async fn load(&self, id: &TenantId) -> Result<Arc<Tenant>, TenancyError> {
-        let (entry, modified) = match file::read(&self.settings.tenants.dir, id).await {
+        let (entry, revision) = match self.source.read(id).await {
             Ok(found) => found,
             Err(file::FileError::Missing) => return Err(TenancyError::Unknown),
             Err(e) => return Err(TenancyError::Broken(e.to_string())),
@@ -432,7 +486,7 @@ impl Registry {
             policy: SecurityPolicy::new(&self.settings.security, &entry.security),
             roles,
             database_url,
-            modified,
+            revision: Some(revision),
             checked_at: AtomicU64::new(
                 u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX),
             ),

@@ -4,9 +4,12 @@
 
 use serde_json::json;
 
-use super::file::{self, FileError, SecurityOverrides, TenantFile};
+use super::{
+    Source,
+    file::{self, FileError, SecurityOverrides, TenantFile},
+};
 use crate::{
-    config::{Settings, sqlite_url},
+    config::{RegistryKind, Settings, sqlite_url},
     domain::{
         Email, FullName, Invalid, Permissions, Role, Roles, TenantId, Username,
         icsr::{self, Age, CaseFields, CaseStatus, Patient, Reaction, Seriousness, Sex},
@@ -49,21 +52,23 @@ pub struct NewTenant {
     pub name: Option<String>,
     /// Created in the new database before the tenant is registered.
     pub first_user: Option<NewUser>,
+    /// Who provisions, for the tenant's audit trail: `cli`, `api`, `demo`.
+    pub via: &'static str,
 }
 
 /// Provisions `new` and returns its registry entry. On any failure nothing is left behind: a
 /// database made here is dropped again and no file is written.
 pub async fn create_tenant(
     settings: &Settings,
+    source: &Source,
     new: NewTenant,
 ) -> Result<TenantFile, ProvisionError> {
-    let dir = &settings.tenants.dir;
-    if file::path_of(dir, &new.id).exists() {
+    if source.exists(&new.id).await? {
         return Err(ProvisionError::Exists(new.id));
     }
-    let raw_url = new.database_url.unwrap_or_else(|| {
-        sqlite_url(&settings.tenant_sqlite_dir().join(format!("{}.db", new.id)))
-    });
+    let raw_url = new
+        .database_url
+        .unwrap_or_else(|| default_database_url(settings, &new.id));
     let url = DatabaseUrl::parse(&raw_url).map_err(|e| ProvisionError::Invalid(e.to_string()))?;
     let entry = TenantFile {
         database_url: raw_url,
@@ -74,12 +79,22 @@ pub async fn create_tenant(
     };
     let pools = PoolSettings::from(&settings.database);
     let (store, provisioned) = store::create_database(&url, &pools).await?;
-    let mut outcome = Ok(());
-    if let Some(user) = &new.first_user {
+    let mut provisioning = NewAuditEvent::by_operator(AuditType::TenantProvisioned, new.via);
+    provisioning.details = json!({
+        "via": new.via,
+        "tenant": new.id.as_str(),
+        "name": entry.name,
+        "database": url.to_string(),
+    });
+    let mut outcome = store
+        .record_audit(&provisioning)
+        .await
+        .map_err(ProvisionError::from);
+    if let (Ok(()), Some(user)) = (&outcome, &new.first_user) {
         outcome = store
             .create_user(
                 user,
-                &NewAuditEvent::by_operator(AuditType::UserCreated, "provisioning"),
+                &NewAuditEvent::by_operator(AuditType::UserCreated, new.via),
             )
             .await
             .map(drop)
@@ -87,7 +102,10 @@ pub async fn create_tenant(
     }
     store.close().await;
     if outcome.is_ok() {
-        outcome = file::write_new(dir, &new.id, &entry).map_err(ProvisionError::from);
+        outcome = source
+            .register(&new.id, &entry)
+            .await
+            .map_err(ProvisionError::from);
     }
     if let Err(e) = outcome {
         if provisioned == Provisioned::Created {
@@ -96,6 +114,34 @@ pub async fn create_tenant(
         return Err(e);
     }
     Ok(entry)
+}
+
+/// Where a tenant's database goes when the operator names none: with a shared registry over a
+/// Postgres legacy database, a database `vigia_<id>` on that same server (every replica can
+/// reach it); otherwise a SQLite file under `data_dir`.
+fn default_database_url(settings: &Settings, id: &TenantId) -> String {
+    let sqlite = || sqlite_url(&settings.tenant_sqlite_dir().join(format!("{id}.db")));
+    if settings.tenants.registry != RegistryKind::Database {
+        return sqlite();
+    }
+    let legacy = settings.legacy_database_url();
+    let legacy = secrecy::ExposeSecret::expose_secret(&legacy);
+    let Some(rest) = legacy
+        .strip_prefix("postgres://")
+        .or_else(|| legacy.strip_prefix("postgresql://"))
+    else {
+        return sqlite();
+    };
+    // postgres://user:pw@host:5432/legacy?opts -> postgres://user:pw@host:5432/vigia_<id>?opts
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let query = path
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!(
+        "postgres://{authority}/vigia_{}{query}",
+        id.as_str().replace('-', "_")
+    )
 }
 
 /// Opens a database, creating a missing SQLite file first (the legacy database's default
@@ -167,11 +213,44 @@ pub fn demo_cases() -> Result<Vec<CaseFields>, Invalid> {
 }
 
 /// Whether this is a first development start: no tenant registered and nothing under
-/// `data_dir` yet. Must be asked before anything writes to `data_dir`.
+/// `data_dir` yet, with the registry in files (a shared registry is never seeded). Must be
+/// asked before anything writes to `data_dir`.
 pub fn is_first_start(settings: &Settings) -> bool {
+    if settings.tenants.registry != crate::config::RegistryKind::Files {
+        return false;
+    }
     let data_empty = match std::fs::read_dir(&settings.data_dir) {
         Ok(mut entries) => entries.next().is_none(),
         Err(_) => true,
     };
     data_empty && file::is_empty(&settings.tenants.dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        Settings::from_overrides(pairs).expect("settings")
+    }
+
+    #[test]
+    fn a_shared_registry_on_postgres_puts_new_tenants_on_the_same_server() {
+        let id = TenantId::parse("globex-pharma").expect("valid");
+        let shared = settings(&[
+            ("tenants.registry", "database"),
+            (
+                "legacy.database_url",
+                "postgres://vigia:pw@db:5432/vigia?sslmode=require",
+            ),
+        ]);
+        assert_eq!(
+            default_database_url(&shared, &id),
+            "postgres://vigia:pw@db:5432/vigia_globex_pharma?sslmode=require"
+        );
+        let files = settings(&[("legacy.database_url", "postgres://vigia:pw@db:5432/vigia")]);
+        assert!(default_database_url(&files, &id).starts_with("sqlite://"));
+        let sqlite_legacy = settings(&[("tenants.registry", "database")]);
+        assert!(default_database_url(&sqlite_legacy, &id).starts_with("sqlite://"));
+    }
 }

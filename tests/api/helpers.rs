@@ -24,7 +24,10 @@ use vigia::{
         audit::{AuditType, NewAuditEvent},
         users::NewUser,
     },
-    tenancy::provision::{self, NewTenant},
+    tenancy::{
+        Source,
+        provision::{self, NewTenant},
+    },
 };
 
 pub const PASSWORD: &str = "SecurePass123";
@@ -335,10 +338,15 @@ impl TestApp {
             database_url: self.tenant_database_url(id),
             name: Some(format!("{id} (test)")),
             first_user: None,
+            via: "test",
         };
-        provision::create_tenant(&self.settings, tenant)
-            .await
-            .expect("tenant provisioned");
+        provision::create_tenant(
+            &self.settings,
+            &Source::Files(self.settings.tenants.dir.clone()),
+            tenant,
+        )
+        .await
+        .expect("tenant provisioned");
     }
 
     /// Opens `tenant`'s database (or the legacy one) directly.

@@ -9,6 +9,7 @@ mod helpers;
 mod icsrs;
 mod login;
 mod observability;
+mod operations;
 mod passwords;
 mod scale;
 mod security;

@@ -40,10 +40,15 @@ async fn one_process_serves_more_tenants_than_it_may_open_files() {
             database_url: None,
             name: None,
             first_user: Some(user.clone()),
+            via: "test",
         };
-        provision::create_tenant(&app.settings, tenant)
-            .await
-            .expect("provisioned");
+        provision::create_tenant(
+            &app.settings,
+            &vigia::tenancy::Source::Files(app.settings.tenants.dir.clone()),
+            tenant,
+        )
+        .await
+        .expect("provisioned");
     }
 
     let mut cmd = std::process::Command::new("sh");

@@ -263,11 +263,13 @@ backend_tests! {
         let sqlite_url = format!("sqlite://{}", app.data_dir().join("side.db").display());
         vigia::tenancy::provision::create_tenant(
             &app.settings,
+            &vigia::tenancy::Source::Files(app.settings.tenants.dir.clone()),
             vigia::tenancy::provision::NewTenant {
                 id: vigia::domain::TenantId::parse("side").expect("valid"),
                 database_url: Some(sqlite_url),
                 name: None,
                 first_user: None,
+                via: "test",
             },
         )
         .await
