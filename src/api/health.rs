@@ -44,7 +44,7 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// 200 when the legacy database answers; 503 otherwise.
+    /// 200 when the legacy database (and Redis, when configured) answers; 503 otherwise.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> Result<Json<HealthResponse>, ApiError> {
         let legacy = state.registry.legacy().store().await;
@@ -59,6 +59,15 @@ impl HealthApi {
                 retry_after_seconds: 5,
             }
         })?;
+        if let Some(redis) = state.registry.redis() {
+            redis.ping().await.map_err(|e| {
+                tracing::warn!(error = %e, "readiness check failed");
+                Error::Unavailable {
+                    detail: "Redis unreachable".into(),
+                    retry_after_seconds: 5,
+                }
+            })?;
+        }
         Ok(Json(HealthResponse {
             status: "ok".into(),
         }))

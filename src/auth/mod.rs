@@ -179,8 +179,8 @@ impl Auth {
     ) -> Result<Login, Error> {
         let now = now();
         if let Some(addr) = meta.client {
-            self.addresses
-                .hit(addr, now)
+            self.hit_address(tenant, addr, now)
+                .await?
                 .map_err(|wait| Error::TooManyRequests {
                     detail: "Too many login attempts from this address, retry later".into(),
                     retry_after_seconds: wait,
@@ -194,20 +194,23 @@ impl Auth {
             .as_ref()
             .map_or(login.folded(), |u| u.username.as_str())
             .to_owned();
-        let phantom = || (tenant.scope.clone(), login.folded().to_owned());
+        let phantom = login.folded();
         let attempt = match user_id {
             Some(id) => {
                 store
                     .reserve_login_attempt(id, now, policy.lockout_window)
                     .await?
             }
-            None => self.phantoms.reserve(phantom(), now, policy.lockout_window),
+            None => {
+                self.reserve_name(tenant, phantom, now, policy.lockout_window)
+                    .await?
+            }
         };
         let threshold = i64::from(policy.lockout_threshold);
         let Some(attempt) = attempt.filter(|n| *n <= threshold) else {
             let until = match user_id {
                 Some(id) => store.locked_until(id).await?,
-                None => self.phantoms.locked_until(phantom()),
+                None => self.name_locked_until(tenant, phantom).await?,
             };
             let until = until.unwrap_or(now + policy.lockout_duration);
             let event = anonymous_event(
@@ -314,8 +317,7 @@ impl Auth {
                 tenant.forget_user(id).await;
             }
             None => {
-                self.phantoms
-                    .lock((tenant.scope.clone(), name.to_owned()), until);
+                self.lock_name(tenant, name, until).await?;
                 tenant.store().await?.record_audit(&event).await?;
             }
         }
@@ -418,6 +420,73 @@ impl Auth {
         }
     }
 
+    /// Counts a login attempt from `addr` (in Redis when replicas share it); `Ok(Err(wait))`
+    /// when over the limit.
+    async fn hit_address(
+        &self,
+        tenant: &Tenant,
+        addr: IpAddr,
+        now: i64,
+    ) -> Result<Result<(), i64>, Error> {
+        let Some(redis) = tenant.redis() else {
+            return Ok(self.addresses.hit(addr, now));
+        };
+        let count = redis
+            .hit_address(&addr.to_string(), now.div_euclid(60))
+            .await
+            .map_err(shared_state_down)?;
+        if count > self.addresses.per_minute() {
+            Ok(Err((60 - now.rem_euclid(60)).max(1)))
+        } else {
+            Ok(Ok(()))
+        }
+    }
+
+    /// [`Store::reserve_login_attempt`] for a name that matches no account.
+    async fn reserve_name(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<Option<i64>, Error> {
+        match tenant.redis() {
+            Some(redis) => redis
+                .reserve_name(&tenant.scope, name, now, window)
+                .await
+                .map_err(shared_state_down),
+            None => Ok(self
+                .phantoms
+                .reserve((tenant.scope.clone(), name.to_owned()), now, window)),
+        }
+    }
+
+    async fn name_locked_until(&self, tenant: &Tenant, name: &str) -> Result<Option<i64>, Error> {
+        match tenant.redis() {
+            Some(redis) => redis
+                .name_locked_until(&tenant.scope, name)
+                .await
+                .map_err(shared_state_down),
+            None => Ok(self
+                .phantoms
+                .locked_until((tenant.scope.clone(), name.to_owned()))),
+        }
+    }
+
+    async fn lock_name(&self, tenant: &Tenant, name: &str, until: i64) -> Result<(), Error> {
+        match tenant.redis() {
+            Some(redis) => redis
+                .lock_name(&tenant.scope, name, until)
+                .await
+                .map_err(shared_state_down),
+            None => {
+                self.phantoms
+                    .lock((tenant.scope.clone(), name.to_owned()), until);
+                Ok(())
+            }
+        }
+    }
+
     /// Changes the caller's password after checking the current one; every earlier token of
     /// the caller, the presented one included, is revoked.
     pub async fn change_password(
@@ -510,8 +579,17 @@ impl Auth {
             .await?
             .revoke_token(&claims.jti, claims.uid, expires_at, &event)
             .await?;
-        principal.tenant.remember_revoked(claims.jti.clone());
+        principal.tenant.remember_revoked(claims.jti.clone()).await;
         Ok(())
+    }
+}
+
+/// Redis (the replicas' shared state) failed: refuse rather than count nothing.
+fn shared_state_down(e: anyhow::Error) -> Error {
+    tracing::warn!(error = %e, "Redis unreachable");
+    Error::Unavailable {
+        detail: "Shared state unreachable, retry later".into(),
+        retry_after_seconds: 5,
     }
 }
 

@@ -66,6 +66,11 @@ impl AddressLimiter {
         }
     }
 
+    /// Attempts allowed per address and minute.
+    pub fn per_minute(&self) -> i64 {
+        self.per_minute
+    }
+
     /// Counts one attempt from `addr`; `Err(seconds)` to wait when over the limit.
     pub fn hit(&self, addr: IpAddr, now: i64) -> Result<(), i64> {
         self.windows.with(addr, |w| {

@@ -39,8 +39,11 @@ pub use self::{
     keys::{ServerSecret, SigningKey},
     source::{Revision, Source},
 };
+use futures_util::future::BoxFuture;
+
 use crate::{
     auth::permissions::RoleGrants,
+    cluster::{Event, Redis, scope_name},
     config::{SecuritySettings, Settings},
     domain::{Scope, TenantId},
     store::{
@@ -106,11 +109,14 @@ struct Shared {
     users: Cache<(Scope, i64), Arc<User>>,
     /// `jti`s revoked by logout (kept for the token lifetime).
     revoked: SyncCache<(Scope, String), ()>,
+    /// Where to tell the other replicas of a change (`redis.url`).
+    redis: Option<Redis>,
 }
 
 impl Shared {
-    fn new(settings: &Settings) -> Self {
+    fn new(settings: &Settings, redis: Option<Redis>) -> Self {
         Self {
+            redis,
             pool_settings: PoolSettings::from(&settings.database),
             pools: Cache::builder()
                 .name("tenant-pools")
@@ -159,6 +165,17 @@ impl Shared {
             self.pools.run_pending_tasks().await;
         }
         Ok(entry.into_value())
+    }
+
+    /// Tells the other replicas (when there are: `redis.url`) of a change this one made. A
+    /// failure is logged, not returned: the write is done, and the caches' TTLs bound how long
+    /// another replica may serve the old state.
+    async fn publish(&self, event: Event) {
+        if let Some(redis) = &self.redis
+            && let Err(e) = redis.publish(&event).await
+        {
+            tracing::warn!(error = %e, ?event, "could not tell the other replicas of a change");
+        }
     }
 
     async fn load_revocations(&self, scope: &Scope, store: &Store) -> Result<(), StoreError> {
@@ -257,6 +274,17 @@ impl Tenant {
             .users
             .invalidate(&(self.scope.clone(), id))
             .await;
+        self.shared
+            .publish(Event::User {
+                scope: scope_name(&self.scope),
+                id,
+            })
+            .await;
+    }
+
+    /// The replicas' shared state, when configured (`redis.url`).
+    pub fn redis(&self) -> Option<&Redis> {
+        self.shared.redis.as_ref()
     }
 
     pub fn is_revoked(&self, jti: &str) -> bool {
@@ -265,9 +293,17 @@ impl Tenant {
             .contains_key(&(self.scope.clone(), jti.to_owned()))
     }
 
-    /// Remembers a revoked `jti` (after storing it).
-    pub fn remember_revoked(&self, jti: String) {
-        self.shared.revoked.insert((self.scope.clone(), jti), ());
+    /// Remembers a revoked `jti` (after storing it), here and on the other replicas.
+    pub async fn remember_revoked(&self, jti: String) {
+        self.shared
+            .revoked
+            .insert((self.scope.clone(), jti.clone()), ());
+        self.shared
+            .publish(Event::Revoked {
+                scope: scope_name(&self.scope),
+                jti,
+            })
+            .await;
     }
 }
 
@@ -295,7 +331,8 @@ impl Registry {
         let store = provision::open_or_create(&legacy_url, &pools)
             .await
             .map_err(|e| anyhow::anyhow!("opening the legacy database {legacy_url}: {e}"))?;
-        let shared = Arc::new(Shared::new(settings));
+        let redis = Redis::connect(&settings.redis).await?;
+        let shared = Arc::new(Shared::new(settings, redis));
         shared
             .load_revocations(&Scope::Legacy, &store)
             .await
@@ -325,7 +362,7 @@ impl Registry {
                 settings.tenants.negative_cache_millis,
             ))
             .build();
-        Ok(Self {
+        let registry = Self {
             settings: settings.clone(),
             source: Source::new(settings, &store),
             secret,
@@ -335,7 +372,14 @@ impl Registry {
             absent,
             recheck: Duration::from_millis(settings.tenants.recheck_millis),
             epoch: Instant::now(),
-        })
+        };
+        if let Some(redis) = registry.redis() {
+            redis
+                .subscribe(registry.on_event())
+                .await
+                .map_err(|e| anyhow::anyhow!("subscribing to replica events in Redis: {e}"))?;
+        }
+        Ok(registry)
     }
 
     pub fn legacy(&self) -> &Arc<Tenant> {
@@ -347,11 +391,59 @@ impl Registry {
         &self.source
     }
 
-    /// Forgets what this process knows of `id` (its handle, or that it was unknown), so the
-    /// next request reads its entry afresh.
+    /// Forgets what this process (and every other replica) knows of `id` — its handle, or
+    /// that it was unknown — so the next request reads its entry afresh.
     pub async fn forget(&self, id: &TenantId) {
         self.open.invalidate(id).await;
         self.absent.invalidate(id).await;
+        self.shared
+            .publish(Event::Tenant { id: id.to_string() })
+            .await;
+    }
+
+    /// The shared state of the replicas, when configured.
+    pub fn redis(&self) -> Option<&Redis> {
+        self.shared.redis.as_ref()
+    }
+
+    /// Applies another replica's change to this process's caches.
+    fn on_event(&self) -> impl Fn(Event) -> BoxFuture<'static, ()> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        let open = self.open.clone();
+        let absent = self.absent.clone();
+        move |event| {
+            let shared = shared.clone();
+            let open = open.clone();
+            let absent = absent.clone();
+            Box::pin(async move {
+                let scope_of = |name: Option<String>| match name {
+                    None => Some(Scope::Legacy),
+                    Some(id) => TenantId::parse(&id).ok().map(Scope::Tenant),
+                };
+                match event {
+                    Event::User { scope, id } => {
+                        let Some(scope) = scope_of(scope) else { return };
+                        if let Scope::Tenant(tenant) = &scope
+                            && let Some(handle) = open.get(tenant).await
+                        {
+                            handle.generation.fetch_add(1, Ordering::AcqRel);
+                        }
+                        shared.users.invalidate(&(scope, id)).await;
+                    }
+                    Event::Revoked { scope, jti } => {
+                        if let Some(scope) = scope_of(scope) {
+                            shared.revoked.insert((scope, jti), ());
+                        }
+                    }
+                    Event::Tenant { id } => {
+                        if let Ok(id) = TenantId::parse(&id) {
+                            open.invalidate(&id).await;
+                            absent.invalidate(&id).await;
+                        }
+                    }
+                }
+            })
+        }
     }
 
     /// Activates or deactivates tenant `id`, recording it in the tenant's own audit trail

@@ -11,6 +11,7 @@ mod login;
 mod observability;
 mod operations;
 mod passwords;
+mod replicas;
 mod scale;
 mod security;
 mod seed_client;
