@@ -583,3 +583,61 @@ pub async fn assert_error(resp: Response, status: StatusCode) -> String {
     assert!(!detail.is_empty());
     detail.to_owned()
 }
+
+/// The Redis of the replica and shared-state tests, when `VIGIA_TEST_REDIS_URL` names one.
+pub fn redis_url() -> Option<String> {
+    std::env::var("VIGIA_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// A Redis key prefix unique to one test; every key under it is deleted on drop.
+pub struct RedisKeys {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl RedisKeys {
+    pub fn new(url: String) -> Self {
+        let prefix = format!("vigia-test-{:08x}", rand::random::<u32>());
+        Self { url, prefix }
+    }
+
+    pub async fn connection(&self) -> deadpool_redis::redis::aio::MultiplexedConnection {
+        deadpool_redis::redis::Client::open(self.url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+}
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        let (url, prefix) = (self.url.clone(), self.prefix.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                use deadpool_redis::redis;
+                let Ok(client) = redis::Client::open(url.as_str()) else {
+                    return;
+                };
+                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                    return;
+                };
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{prefix}:*"))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default();
+                for key in keys {
+                    let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}

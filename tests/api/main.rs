@@ -15,6 +15,7 @@ mod replicas;
 mod scale;
 mod security;
 mod seed_client;
+mod shared_state;
 mod spec;
 mod swagger_ui;
 mod tenancy;

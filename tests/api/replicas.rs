@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use vigia::store::{self, DatabaseUrl, PoolSettings};
 
-use crate::helpers::{PASSWORD, SECRET, eventually};
+use crate::helpers::{PASSWORD, RedisKeys, SECRET, eventually, redis_url};
 
 const OPERATOR: &str = "operator-token-0123456789abcdef-0123456789";
 const TENANT: &str = "replica-pharma";
@@ -25,44 +25,24 @@ struct Replica {
     child: Child,
 }
 
-/// Everything this test made outside its temporary directory, removed on drop.
-struct Cleanup {
+/// The Postgres databases this test made, dropped on drop.
+struct Databases {
     pg_base: String,
-    databases: Vec<String>,
-    redis_url: String,
-    prefix: String,
+    names: Vec<String>,
 }
 
-impl Drop for Cleanup {
+impl Drop for Databases {
     fn drop(&mut self) {
-        let (pg_base, databases) = (self.pg_base.clone(), std::mem::take(&mut self.databases));
-        let (redis_url, prefix) = (self.redis_url.clone(), self.prefix.clone());
+        let (pg_base, names) = (self.pg_base.clone(), std::mem::take(&mut self.names));
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             rt.block_on(async {
-                for name in databases {
-                    store::drop_database(
-                        &DatabaseUrl::parse(&format!("{pg_base}/{name}")).expect("url"),
-                    )
-                    .await;
-                }
-                if let Ok(client) = deadpool_redis::redis::Client::open(redis_url.as_str())
-                    && let Ok(mut conn) = client.get_multiplexed_async_connection().await
-                {
-                    let keys: Vec<String> = deadpool_redis::redis::cmd("KEYS")
-                        .arg(format!("{prefix}:*"))
-                        .query_async(&mut conn)
-                        .await
-                        .unwrap_or_default();
-                    for key in keys {
-                        let _: Result<i64, _> = deadpool_redis::redis::cmd("DEL")
-                            .arg(key)
-                            .query_async(&mut conn)
-                            .await;
-                    }
+                for name in names {
+                    let url = DatabaseUrl::parse(&format!("{pg_base}/{name}")).expect("url");
+                    store::drop_database(&url).await;
                 }
             });
         })
@@ -157,22 +137,19 @@ async fn me(client: &Client, replica: &Replica, token: &str) -> StatusCode {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_share_tenants_tokens_lockouts_and_revocations() {
-    let (Ok(pg_base), Ok(redis_url)) = (
-        std::env::var("VIGIA_TEST_POSTGRES_URL"),
-        std::env::var("VIGIA_TEST_REDIS_URL"),
-    ) else {
+    let (Ok(pg_base), Some(redis_url)) = (std::env::var("VIGIA_TEST_POSTGRES_URL"), redis_url())
+    else {
         eprintln!("skipped: set VIGIA_TEST_POSTGRES_URL and VIGIA_TEST_REDIS_URL");
         return;
     };
     let pg_base = pg_base.trim_end_matches('/').to_owned();
+    let keys = RedisKeys::new(redis_url.clone());
     let run = format!("{:08x}", rand::random::<u32>());
     let legacy = format!("vigia_t_{run}_legacy");
     let tenant_db = format!("vigia_t_{run}_replica");
-    let _cleanup = Cleanup {
+    let _databases = Databases {
         pg_base: pg_base.clone(),
-        databases: vec![legacy.clone(), tenant_db.clone()],
-        redis_url: redis_url.clone(),
-        prefix: format!("vigia-test-{run}"),
+        names: vec![legacy.clone(), tenant_db.clone()],
     };
     let legacy_url = format!("{pg_base}/{legacy}");
     let (created, _) = store::create_database(
@@ -195,7 +172,7 @@ async fn three_replicas_share_tenants_tokens_lockouts_and_revocations() {
         ("VIGIA__TENANTS__REGISTRY", "database"),
         ("VIGIA__LEGACY__DATABASE_URL", legacy_url.as_str()),
         ("VIGIA__REDIS__URL", redis_url.as_str()),
-        ("VIGIA__REDIS__KEY_PREFIX", &format!("vigia-test-{run}")),
+        ("VIGIA__REDIS__KEY_PREFIX", keys.prefix.as_str()),
         ("VIGIA__SERVER__SHUTDOWN_GRACE_SECONDS", "10"),
     ]
     .iter()
