@@ -9,7 +9,8 @@ backend_tests! {
         let app = spawn_app(backend.clone()).await;
         let resp = app.get("/healthz").header("X-Request-Id", "lb-42.abc").send().await.expect("sent");
         assert_eq!(resp.headers()["x-request-id"], "lb-42.abc");
-        for sent in [None, Some("has space"), Some("")] {
+        let mut seen = std::collections::HashSet::new();
+        for sent in [None, Some("has space"), Some(""), None] {
             let mut req = app.get("/api/v1/auth/me");
             if let Some(id) = sent {
                 req = req.header("X-Request-Id", id);
@@ -18,7 +19,8 @@ backend_tests! {
             // Errors carry one too.
             assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
             let id = resp.headers()["x-request-id"].to_str().expect("ascii").to_owned();
-            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{sent:?} → {id}");
+            assert!(id.len() >= 18 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'), "{sent:?} → {id}");
+            assert!(seen.insert(id), "request IDs are unique");
         }
     }
 }
