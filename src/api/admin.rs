@@ -24,6 +24,7 @@ use crate::{
     },
 };
 
+#[derive(Default)]
 pub struct AdminApi;
 
 /// The operator token (`admin.token`), as `Authorization: Bearer <token>`.

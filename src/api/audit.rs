@@ -18,6 +18,7 @@ use crate::{
     store::audit::{AuditEvent, AuditFilter, AuditType},
 };
 
+#[derive(Default)]
 pub struct AuditApi;
 
 /// One audit record.

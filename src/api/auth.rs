@@ -30,6 +30,7 @@ use crate::{
     error::{ApiError, Error},
 };
 
+#[derive(Default)]
 pub struct AuthApi;
 
 /// A login's outcome as a metrics label.

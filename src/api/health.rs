@@ -15,6 +15,7 @@ use crate::{
     metrics::Snapshot,
 };
 
+#[derive(Default)]
 pub struct HealthApi;
 
 #[OpenApi(tag = "ApiTags::Health")]

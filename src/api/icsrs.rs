@@ -27,6 +27,7 @@ use crate::{
     store::icsrs::{Icsr, IcsrFilter},
 };
 
+#[derive(Default)]
 pub struct IcsrsApi;
 
 /// D.2.2: age at onset.

@@ -84,19 +84,7 @@ type Apis = (
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            auth::AuthApi,
-            icsrs::IcsrsApi,
-            users::UsersApi,
-            audit::AuditApi,
-            admin::AdminApi,
-            health::HealthApi,
-        ),
-        "Vigia auth API",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
+    OpenApiService::new(Apis::default(), "Vigia auth API", env!("CARGO_PKG_VERSION")).description(
         "Authentication for the Vigia pharmacovigilance platform. Log in with \
              `POST /api/v1/auth/login` (a form: username or e-mail, password) and send the token \
              as `Authorization: Bearer <token>`. Each tenant has its own users and keys: name it \

@@ -23,6 +23,7 @@ use crate::{
     store::users::{User, UserFilter},
 };
 
+#[derive(Default)]
 pub struct UsersApi;
 
 /// An account as administrators see it.

@@ -54,10 +54,6 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub fn is_admin(&self) -> bool {
-        self.user.roles.contains(Role::ADMIN)
-    }
-
     /// Whether the caller may do `permission` here (roles merged with their overrides).
     pub fn can(&self, permission: Permission) -> bool {
         self.tenant

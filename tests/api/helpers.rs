@@ -525,22 +525,7 @@ impl Drop for TestApp {
             self.backend.postgres_base().map(str::to_owned),
             names.is_empty(),
         ) {
-            // Drop runs inside the test's runtime: clean up on a thread with its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    for name in names {
-                        store::drop_database(
-                            &DatabaseUrl::parse(&format!("{base}/{name}")).expect("url"),
-                        )
-                        .await;
-                    }
-                });
-            })
-            .join();
+            drop_databases(base, names);
         }
     }
 }
@@ -615,29 +600,45 @@ impl RedisKeys {
 impl Drop for RedisKeys {
     fn drop(&mut self) {
         let (url, prefix) = (self.url.clone(), self.prefix.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                use deadpool_redis::redis;
-                let Ok(client) = redis::Client::open(url.as_str()) else {
-                    return;
-                };
-                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-                    return;
-                };
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg(format!("{prefix}:*"))
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_default();
-                for key in keys {
-                    let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
-                }
-            });
-        })
-        .join();
+        block_on_own_runtime(async move {
+            use deadpool_redis::redis;
+            let Ok(client) = redis::Client::open(url.as_str()) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                return;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{prefix}:*"))
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            for key in keys {
+                let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
+            }
+        });
     }
+}
+
+/// Runs cleanup `work` to completion from a `Drop`, which runs inside the test's runtime: on a
+/// thread with a runtime of its own.
+pub fn block_on_own_runtime(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work);
+    })
+    .join();
+}
+
+/// Drops Postgres databases `names` on the server `base`.
+pub fn drop_databases(base: String, names: Vec<String>) {
+    block_on_own_runtime(async move {
+        for name in names {
+            store::drop_database(&DatabaseUrl::parse(&format!("{base}/{name}")).expect("url"))
+                .await;
+        }
+    });
 }

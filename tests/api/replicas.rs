@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use vigia::store::{self, DatabaseUrl, PoolSettings};
 
-use crate::helpers::{PASSWORD, RedisKeys, SECRET, eventually, redis_url};
+use crate::helpers::{PASSWORD, RedisKeys, SECRET, drop_databases, eventually, redis_url};
 
 const OPERATOR: &str = "operator-token-0123456789abcdef-0123456789";
 const TENANT: &str = "replica-pharma";
@@ -33,20 +33,7 @@ struct Databases {
 
 impl Drop for Databases {
     fn drop(&mut self) {
-        let (pg_base, names) = (self.pg_base.clone(), std::mem::take(&mut self.names));
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                for name in names {
-                    let url = DatabaseUrl::parse(&format!("{pg_base}/{name}")).expect("url");
-                    store::drop_database(&url).await;
-                }
-            });
-        })
-        .join();
+        drop_databases(self.pg_base.clone(), std::mem::take(&mut self.names));
     }
 }
 
