@@ -26,7 +26,7 @@ use self::{
 };
 use crate::{
     config::Settings,
-    domain::{Email, LoginIdentifier, Password, Role, Scope, TenantId},
+    domain::{Email, LoginIdentifier, Password, Scope, TenantId},
     error::Error,
     metrics::Metrics,
     store::{
