@@ -121,6 +121,10 @@ backend_tests! {
         let list: Value = app.get("/api/v1/users?role=qf").bearer_auth(&admin).send().await.expect("sent").json().await.expect("json");
         let names: Vec<&str> = list.as_array().expect("list").iter().map(|u| u["username"].as_str().expect("name")).collect();
         assert_eq!(names, ["ana.torres", "juan.perez"], "newest first, holders of qf");
+        let inactive: Value = app.get("/api/v1/users?active=false").bearer_auth(&admin).send().await.expect("sent").json().await.expect("json");
+        assert_eq!(inactive, json!([]));
+        let active: Value = app.get("/api/v1/users?active=true").bearer_auth(&admin).send().await.expect("sent").json().await.expect("json");
+        assert_eq!(active.as_array().expect("list").len(), 2);
         let resp = app.get("/api/v1/users?limit=1").bearer_auth(&admin).send().await.expect("sent");
         assert!(resp.headers()["link"].to_str().expect("ascii").contains("before="));
 
