@@ -26,7 +26,12 @@ use poem::{
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::{
-    auth::Auth, config::Settings, error::framework_error, metrics::Metrics, tenancy::Registry,
+    auth::{Auth, token::Claims},
+    config::Settings,
+    domain::Scope,
+    error::framework_error,
+    metrics::Metrics,
+    tenancy::Registry,
 };
 
 /// What every handler shares; attached to every route as request data.
@@ -44,11 +49,20 @@ pub struct RequestContext {
     pub caller: OnceLock<Caller>,
 }
 
-/// The authenticated caller of a request, for its log line.
+/// The authenticated caller of a request, for its log line: shared handles (no copies on the
+/// request path), read only when the line is written.
 pub struct Caller {
-    pub tenant: String,
-    pub user_id: i64,
-    pub trace: String,
+    pub scope: Scope,
+    pub claims: Arc<Claims>,
+}
+
+impl Caller {
+    fn tenant(&self) -> &str {
+        match &self.scope {
+            Scope::Legacy => "legacy",
+            Scope::Tenant(id) => id.as_str(),
+        }
+    }
 }
 
 #[derive(Tags)]
@@ -197,9 +211,9 @@ async fn access_log<E: Endpoint>(
             path,
             status = response.status().as_u16(),
             micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            tenant = caller.map(|c| c.tenant.as_str()),
-            user_id = caller.map(|c| c.user_id),
-            trace = caller.map(|c| c.trace.as_str()),
+            tenant = caller.map(Caller::tenant),
+            user_id = caller.map(|c| c.claims.uid),
+            trace = caller.map(|c| c.claims.trace.as_str()),
             "request"
         );
     }

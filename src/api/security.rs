@@ -12,7 +12,7 @@ use poem_openapi::{
 
 use super::{AppState, Caller, RequestContext};
 use crate::{
-    auth::{Principal, RequestMeta, permissions::Permission, tenant_label},
+    auth::{Principal, RequestMeta, permissions::Permission},
     domain::TenantId,
     error::{ApiError, Error},
 };
@@ -57,9 +57,8 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         .map_err(ApiError::from)?;
     if let Some(context) = req.extensions().get::<Arc<RequestContext>>() {
         let _ = context.caller.set(Caller {
-            tenant: tenant_label(&principal.tenant.scope),
-            user_id: principal.user.id,
-            trace: principal.claims.trace.clone(),
+            scope: principal.tenant.scope.clone(),
+            claims: principal.claims.clone(),
         });
     }
     Ok(principal)

@@ -642,3 +642,17 @@ pub fn drop_databases(base: String, names: Vec<String>) {
         }
     });
 }
+
+/// The audit records an admin's token sees in its own scope, newest first, with `query` (e.g.
+/// `type=login_failed`, `resource=icsr:42`).
+pub async fn audit(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
+    let resp = app
+        .get(&format!("/api/v1/audit-events?limit=200&{query}"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page: Value = resp.json().await.expect("json");
+    page["items"].as_array().expect("items").clone()
+}

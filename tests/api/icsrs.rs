@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TENANT, TestApp, UserSpec, assert_error, backend_tests, spawn_app};
+use crate::helpers::{TENANT, TestApp, UserSpec, assert_error, audit, backend_tests, spawn_app};
 
 fn case(report_id: &str) -> Value {
     json!({
@@ -52,18 +52,6 @@ async fn delete(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
         .expect("sent")
 }
 
-async fn audit_of(app: &TestApp, admin: &str, id: i64) -> Vec<Value> {
-    let resp = app
-        .get(&format!("/api/v1/audit-events?resource=icsr:{id}"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let page: Value = resp.json().await.expect("json");
-    page["items"].as_array().expect("items").clone()
-}
-
 backend_tests! {
     async fn a_case_is_created_read_changed_and_soft_deleted_with_its_audit_trail(backend) {
         let app = spawn_app(backend.clone()).await;
@@ -108,7 +96,7 @@ backend_tests! {
         assert_eq!(list, json!([]));
 
         // The trail, newest first: who, and the old and new values of each change.
-        let trail = audit_of(&app, &admin, id).await;
+        let trail = audit(&app, &admin, &format!("resource=icsr:{id}")).await;
         let kinds: Vec<&str> = trail.iter().map(|e| e["event_type"].as_str().expect("type")).collect();
         assert_eq!(kinds, ["icsr_deleted", "icsr_updated", "icsr_created"]);
         for event in &trail {

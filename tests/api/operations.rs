@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    AppOptions, Backend, PASSWORD, TestApp, assert_error, backend_tests, spawn_app_with,
+    AppOptions, Backend, PASSWORD, TestApp, assert_error, audit, backend_tests, spawn_app_with,
 };
 
 const OPERATOR: &str = "operator-token-0123456789abcdef-0123456789";
@@ -108,9 +108,8 @@ backend_tests! {
         let me: Value = app.me(&admin, None).await.json().await.expect("json");
         assert_eq!(me["role"], "admin");
         // Audited in the tenant's own trail.
-        let resp = app.get("/api/v1/audit-events").bearer_auth(&admin).send().await.expect("sent");
-        let page: Value = resp.json().await.expect("json");
-        let kinds: Vec<&str> = page["items"].as_array().expect("items").iter()
+        let events = audit(&app, &admin, "").await;
+        let kinds: Vec<&str> = events.iter()
             .map(|e| e["event_type"].as_str().expect("type")).collect();
         assert!(kinds.ends_with(&["user_created", "tenant_provisioned"]), "{kinds:?}");
 
@@ -142,9 +141,7 @@ backend_tests! {
         assert_eq!(app.me(&admin, None).await.status(), StatusCode::OK);
         assert_error(set_active(&app, "nobody", false).await, StatusCode::NOT_FOUND).await;
 
-        let resp = app.get("/api/v1/audit-events?type=tenant_deactivated").bearer_auth(&admin).send().await.expect("sent");
-        let page: Value = resp.json().await.expect("json");
-        assert_eq!(page["items"].as_array().expect("items").len(), 1);
+        assert_eq!(audit(&app, &admin, "type=tenant_deactivated").await.len(), 1);
     }
 }
 

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    AppOptions, Backend, PASSWORD, TENANT, TestApp, UserSpec, assert_error, backend_tests,
+    AppOptions, Backend, PASSWORD, TENANT, TestApp, UserSpec, assert_error, audit, backend_tests,
     spawn_app, spawn_app_with,
 };
 
@@ -25,19 +25,6 @@ async fn post(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
         .send()
         .await
         .expect("sent")
-}
-
-/// The audit records of `TENANT` an admin sees, with `query` (e.g. `type=login_failed`).
-async fn audit(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
-    let resp = app
-        .get(&format!("/api/v1/audit-events?limit=200&{query}"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let page: Value = resp.json().await.expect("json");
-    page["items"].as_array().expect("items").clone()
 }
 
 async fn user_id(app: &TestApp, username: &str) -> i64 {

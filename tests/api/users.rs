@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, TENANT, TestApp, UserSpec, assert_error, backend_tests, eventually, spawn_app,
+    PASSWORD, TENANT, TestApp, UserSpec, assert_error, audit, backend_tests, eventually, spawn_app,
 };
 
 async fn me(app: &TestApp, token: &str) -> Value {
@@ -143,9 +143,8 @@ backend_tests! {
         assert!(detail.contains("users.view"), "{detail}");
 
         // Audited, with the admin as actor.
-        let resp = app.get("/api/v1/audit-events?type=user_created&user=ana.torres").bearer_auth(&admin).send().await.expect("sent");
-        let page: Value = resp.json().await.expect("json");
-        let event = &page["items"][0];
+        let events = audit(&app, &admin, "type=user_created&user=ana.torres").await;
+        let event = &events[0];
         assert_eq!(event["actor_username"], "juan.perez");
         assert_eq!(event["details"]["via"], "api");
         assert_eq!(event["details"]["roles"], json!(["qf"]));
@@ -181,9 +180,7 @@ backend_tests! {
         assert_error(put(&app, &admin, &format!("/api/v1/users/{ana}/permissions"), json!({"permissions": {"icsr": {"view": "yes"}}})).await, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert_error(put(&app, &admin, "/api/v1/users/999999/roles", json!({"roles": ["qf"]})).await, StatusCode::NOT_FOUND).await;
 
-        let resp = app.get("/api/v1/audit-events?user=ana").bearer_auth(&admin).send().await.expect("sent");
-        let page: Value = resp.json().await.expect("json");
-        let items = page["items"].as_array().expect("items");
+        let items = audit(&app, &admin, "user=ana").await;
         let roles = items.iter().find(|e| e["event_type"] == "user_roles_changed").expect("roles record");
         assert_eq!(roles["details"], json!({"old": ["qf"], "new": ["admin", "qf"]}));
         assert_eq!(roles["actor_username"], "juan.perez");
