@@ -21,6 +21,7 @@ use super::{
         ChangePasswordRequest, LoginForm, MeResponse, ResetPasswordRequest, ResetPasswordResponse,
         SuccessResponse, TokenResponse, WhoAmIResponse,
     },
+    rendered::Rendered,
     security::{BearerAuth, OptionalBearerAuth, header_tenant, request_meta},
 };
 use crate::{
@@ -142,8 +143,9 @@ impl AuthApi {
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
-    ) -> Result<Json<MeResponse>, ApiError> {
-        Ok(Json(MeResponse::from(&auth.0)))
+        state: Data<&Arc<AppState>>,
+    ) -> Result<Rendered<MeResponse>, ApiError> {
+        Ok(state.rendered.me(&auth.0))
     }
 
     /// Who am I
@@ -157,8 +159,9 @@ impl AuthApi {
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
-    ) -> Result<Json<WhoAmIResponse>, ApiError> {
-        Ok(Json(WhoAmIResponse::from(&*auth.0.user)))
+        state: Data<&Arc<AppState>>,
+    ) -> Result<Rendered<WhoAmIResponse>, ApiError> {
+        Ok(state.rendered.whoami(&auth.0))
     }
 
     /// Change password

@@ -10,6 +10,7 @@ mod dto;
 mod health;
 mod icsrs;
 mod page;
+mod rendered;
 pub mod security;
 mod users;
 
@@ -24,6 +25,7 @@ use poem::{
     http::{StatusCode, header},
 };
 use poem_openapi::{OpenApiService, Tags};
+pub use rendered::RenderCache;
 
 use crate::{
     auth::{Auth, token::Claims},
@@ -40,12 +42,15 @@ pub struct AppState {
     pub registry: Registry,
     pub auth: Auth,
     pub metrics: Arc<Metrics>,
+    /// `/whoami` and `/me` bodies, rendered once per user record.
+    pub rendered: RenderCache,
 }
 
 /// Per-request facts the access log reports: the request ID, and once the bearer token
 /// checked out, who called. Attached by [`access_log`]; filled by the security checker.
 pub struct RequestContext {
-    pub id: String,
+    /// Visible ASCII only (checked when accepted, hex when generated).
+    pub id: header::HeaderValue,
     pub caller: OnceLock<Caller>,
 }
 
@@ -156,23 +161,22 @@ async fn hide_admin<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Res
 /// The client's `X-Request-Id` when it is a sane token (1-128 visible ASCII characters), else
 /// a new one: this process's random 64-bit prefix and a counter (unique across processes with
 /// overwhelming probability, and no system call per request as a random UUID would cost).
-fn request_id(req: &Request) -> String {
+fn request_id(req: &Request) -> header::HeaderValue {
     static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    req.headers()
+    if let Some(given) = req
+        .headers()
         .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(
-            || {
-                format!(
-                    "{:016x}-{:x}",
-                    *PREFIX,
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                )
-            },
-            str::to_owned,
-        )
+        .filter(|v| (1..=128).contains(&v.len()) && v.as_bytes().iter().all(u8::is_ascii_graphic))
+    {
+        return given.clone();
+    }
+    let id = format!(
+        "{:016x}-{:x}",
+        *PREFIX,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    header::HeaderValue::try_from(id).expect("BUG: hex digits and a dash are a valid header")
 }
 
 /// Every request: a request ID (accepted or generated, echoed in `X-Request-Id`), its
@@ -191,7 +195,8 @@ async fn access_log<E: Endpoint>(
     });
     req.extensions_mut().insert(context.clone());
     let method = method_label(req.method());
-    let logged = tracing::enabled!(tracing::Level::INFO).then(|| req.uri().path().to_owned());
+    // A clone of the URI shares its bytes: no copy of the path per request.
+    let logged = tracing::enabled!(tracing::Level::INFO).then(|| req.uri().clone());
     let mut response = next.call(req).await?.into_response();
     let elapsed = started.elapsed();
     let route = response
@@ -203,12 +208,12 @@ async fn access_log<E: Endpoint>(
         response.status().as_u16(),
         elapsed.as_secs_f64(),
     );
-    if let Some(path) = logged {
+    if let Some(uri) = logged {
         let caller = context.caller.get();
         tracing::info!(
-            request_id = %context.id,
+            request_id = %context.id.to_str().unwrap_or_default(),
             method,
-            path,
+            path = uri.path(),
             status = response.status().as_u16(),
             micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             tenant = caller.map(Caller::tenant),
@@ -217,9 +222,9 @@ async fn access_log<E: Endpoint>(
             "request"
         );
     }
-    if let Ok(value) = header::HeaderValue::from_str(&context.id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
+    response
+        .headers_mut()
+        .insert(REQUEST_ID, context.id.clone());
     Ok(response)
 }
 

@@ -410,7 +410,8 @@ impl Auth {
                     json!({"reason": reason, "jti": claims.jti}),
                 );
                 event.trace = Some(claims.trace.clone());
-                tenant.store().await?.record_audit(&event).await?;
+                // Boxed: the hot path's future stays small (see `Registry::tenant`).
+                Box::pin(async { tenant.store().await?.record_audit(&event).await }).await?;
                 Err(TokenError::Revoked.into())
             }
         }

@@ -106,7 +106,7 @@ struct Shared {
     /// URLs this process has migrated, so reopening an evicted pool skips the check.
     migrated: SyncCache<String, ()>,
     /// User records by scope and id, for `user_cache_millis`; writes invalidate them.
-    users: Cache<(Scope, i64), Arc<User>>,
+    users: SyncCache<(Scope, i64), Arc<User>>,
     /// `jti`s revoked by logout (kept for the token lifetime).
     revoked: SyncCache<(Scope, String), ()>,
     /// Where to tell the other replicas of a change (`redis.url`).
@@ -126,7 +126,7 @@ impl Shared {
                 ))
                 .build(),
             migrated: SyncCache::builder().max_capacity(1_000_000).build(),
-            users: Cache::builder()
+            users: SyncCache::builder()
                 .name("users")
                 .max_capacity(1_000_000)
                 .time_to_live(Duration::from_millis(
@@ -252,16 +252,22 @@ impl Tenant {
     /// The user with `id`, from memory when fresh, else from the database.
     pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, StoreError> {
         let key = (self.scope.clone(), id);
-        if let Some(user) = self.shared.users.get(&key).await {
+        if let Some(user) = self.shared.users.get(&key) {
             return Ok(Some(user));
         }
+        // Boxed: the hot path's future stays small (see `Registry::tenant`).
+        Box::pin(self.read_user(key)).await
+    }
+
+    async fn read_user(&self, key: (Scope, i64)) -> Result<Option<Arc<User>>, StoreError> {
+        let id = key.1;
         let generation = self.generation.load(Ordering::Acquire);
         let Some(user) = self.store().await?.user_by_id(id).await? else {
             return Ok(None);
         };
         let user = Arc::new(user);
         if self.generation.load(Ordering::Acquire) == generation {
-            self.shared.users.insert(key, user.clone()).await;
+            self.shared.users.insert(key, user.clone());
         }
         Ok(Some(user))
     }
@@ -270,10 +276,7 @@ impl Tenant {
     /// never serves the old record (password, version, active flag) again.
     pub async fn forget_user(&self, id: i64) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.shared
-            .users
-            .invalidate(&(self.scope.clone(), id))
-            .await;
+        self.shared.users.invalidate(&(self.scope.clone(), id));
         self.shared
             .publish(Event::User {
                 scope: scope_name(&self.scope),
@@ -428,7 +431,7 @@ impl Registry {
                         {
                             handle.generation.fetch_add(1, Ordering::AcqRel);
                         }
-                        shared.users.invalidate(&(scope, id)).await;
+                        shared.users.invalidate(&(scope, id));
                     }
                     Event::Revoked { scope, jti } => {
                         if let Some(scope) = scope_of(scope) {
@@ -508,6 +511,18 @@ impl Registry {
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Arc<Tenant>, TenancyError> {
+        if let Some(tenant) = self.open.get(id).await
+            && self.fresh(&tenant)
+        {
+            return Ok(tenant);
+        }
+        // The cold paths are boxed so that the hot path's future (moved into a box by the
+        // router on every request) stays small.
+        Box::pin(self.reload(id)).await
+    }
+
+    /// [`Self::tenant`] when the cached handle is missing or due for a re-check.
+    async fn reload(&self, id: &TenantId) -> Result<Arc<Tenant>, TenancyError> {
         if self.absent.contains_key(id) {
             return Err(TenancyError::Unknown);
         }
@@ -528,16 +543,26 @@ impl Registry {
         loaded
     }
 
+    /// Milliseconds since this registry was made (the clock of `checked_at`).
+    fn now_millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether a cached handle was checked against its source within `recheck`.
+    fn fresh(&self, tenant: &Tenant) -> bool {
+        let checked = tenant.checked_at.load(Ordering::Relaxed);
+        self.now_millis().saturating_sub(checked)
+            < u64::try_from(self.recheck.as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Whether a cached handle may still be used: at most every `recheck` it costs one `stat`
     /// of the tenant file (or one indexed query of its row); a removed or changed entry means
     /// reload.
     async fn still_current(&self, tenant: &Tenant) -> bool {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let checked = tenant.checked_at.load(Ordering::Relaxed);
-        if now.saturating_sub(checked) < u64::try_from(self.recheck.as_millis()).unwrap_or(u64::MAX)
-        {
+        if self.fresh(tenant) {
             return true;
         }
+        let now = self.now_millis();
         let Scope::Tenant(id) = &tenant.scope else {
             return true;
         };
@@ -579,9 +604,7 @@ impl Registry {
             roles,
             database_url,
             revision: Some(revision),
-            checked_at: AtomicU64::new(
-                u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX),
-            ),
+            checked_at: AtomicU64::new(self.now_millis()),
         }))
     }
 }

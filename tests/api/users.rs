@@ -96,6 +96,32 @@ backend_tests! {
 }
 
 backend_tests! {
+    async fn me_follows_a_redefined_role_without_a_new_token(backend) {
+        // `/me` bodies are rendered once per user record and tenant handle: a tenant file
+        // that redefines a role must still show in the next `/me` of an unchanged user.
+        let app = spawn_app(backend.clone()).await;
+        app.create_user(Some(TENANT), UserSpec::new("ana").roles(&["qf"])).await;
+        let token = app.token(Some(TENANT), "ana").await;
+        let before = me(&app, &token).await;
+        assert_eq!(before["permissions"]["icsr"], json!({"view": true, "edit": true, "delete": false}));
+        assert_eq!(me(&app, &token).await, before, "a second read is the same body");
+
+        let file = app.settings.tenants.dir.join(format!("{TENANT}.toml"));
+        let mut text = std::fs::read_to_string(&file).expect("tenant file");
+        text.push_str("\n[roles.qf]\nicsr = { view = true, delete = true }\n");
+        std::fs::write(&file, text).expect("written");
+        let after = eventually(Duration::from_secs(10), || async {
+            let body = me(&app, &token).await;
+            (body["permissions"]["icsr"]["delete"] == true).then_some(body)
+        })
+        .await;
+        assert_eq!(after["permissions"]["icsr"], json!({"view": true, "edit": false, "delete": true}));
+        assert_eq!(after["permissions"]["reports"], json!({"view": false, "generate": false}));
+        assert_eq!(after["username"], before["username"]);
+    }
+}
+
+backend_tests! {
     async fn admins_create_list_and_read_users(backend) {
         let app = spawn_app(backend.clone()).await;
         let admin = app.token(Some(TENANT), "juan.perez").await;
