@@ -161,34 +161,56 @@ fn wrk(
     })
 }
 
+/// Where a child's "listening on http://…" line appears.
+enum Announces {
+    /// On its stdout (the bare baseline, which prints nothing else).
+    Stdout,
+    /// In its log, written to this file: the server logs a line per request, and a log file
+    /// is what production gives it. A pipe read by this process would make the benchmark's
+    /// own reading compete with the server for the same cores.
+    Log(PathBuf),
+}
+
 /// Starts a child and waits for its "listening on http://…" line; the address.
-fn start(mut cmd: Command, from_stdout: bool) -> anyhow::Result<(KillOnDrop, String)> {
-    if from_stdout {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
-    } else {
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    }
-    let mut child = cmd.spawn()?;
-    let reader: Box<dyn std::io::Read + Send> = if from_stdout {
-        Box::new(child.stdout.take().expect("piped"))
-    } else {
-        Box::new(child.stderr.take().expect("piped"))
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
+fn start(mut cmd: Command, announces: Announces) -> anyhow::Result<(KillOnDrop, String)> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (child, line) = match announces {
+        Announces::Stdout => {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+            let mut child = KillOnDrop(cmd.spawn()?);
+            let stdout = child.0.stdout.take().expect("piped");
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let found = BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                    .find(|l| l.contains("listening on "));
+                let _ = tx.send(found);
+            });
+            let line = rx.recv_timeout(Duration::from_secs(60))?;
+            (child, line.unwrap_or_default())
+        }
+        Announces::Log(path) => {
+            cmd.stdout(Stdio::null())
+                .stderr(std::fs::File::create(&path)?);
+            let child = KillOnDrop(cmd.spawn()?);
+            loop {
+                let log = std::fs::read_to_string(&path)?;
+                if let Some(line) = log.lines().find(|l| l.contains("listening on ")) {
+                    break (child, line.to_owned());
+                }
+                anyhow::ensure!(Instant::now() < deadline, "the server did not start: {log}");
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
-    });
-    let address = rx.recv_timeout(Duration::from_secs(60))?;
-    Ok((KillOnDrop(child), address))
+    };
+    let address = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| anyhow::anyhow!("no address announced"))?
+        .to_owned();
+    Ok((child, address))
 }
 
 struct KillOnDrop(Child);
@@ -361,7 +383,7 @@ async fn orchestrate() -> anyhow::Result<()> {
         cmd
     };
     let started = Instant::now();
-    let (server, address) = start(serve(), false)?;
+    let (server, address) = start(serve(), Announces::Log(root.join("server.log")))?;
     let client = reqwest::Client::new();
     while client
         .get(format!("{address}/healthz"))
@@ -394,7 +416,7 @@ async fn orchestrate() -> anyhow::Result<()> {
     bare_cmd
         .env("VIGIA_BENCH_ROLE", "bare")
         .env("VIGIA_BENCH_BODY", &body_file);
-    let (bare, bare_address) = start(bare_cmd, true)?;
+    let (bare, bare_address) = start(bare_cmd, Announces::Stdout)?;
     let base = wrk(&format!("{bare_address}/"), 64, &[], None)?;
     println!("{:<44} {base}", "baseline: bare poem route, same bytes");
     drop(bare);

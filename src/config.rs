@@ -146,8 +146,11 @@ pub struct SecuritySettings {
     pub password_min_length: usize,
     /// Passwords older than this must be reset before logging in; 0 = no aging (ASVS 2.1.10).
     pub password_max_age_days: u32,
-    /// How long a user record is served from memory; writes in this process invalidate it at
-    /// once, so this bounds only how late other processes' changes are seen.
+    /// How long a user record is served from memory. Every write through this process drops
+    /// it at once, and through another replica within milliseconds (a Redis event), so this
+    /// bounds only changes made behind the server's back (SQL by hand) or events missed while
+    /// Redis was down. Short values make every active tenant's users re-read through its
+    /// pool that often: with many tenants, that is pool churn (measured in the README).
     pub user_cache_millis: u64,
     /// Take the client address from the last `X-Forwarded-For` entry (only behind a trusted
     /// load balancer that sets it).
@@ -168,7 +171,10 @@ pub struct Argon2Settings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    /// Connections per tenant pool on SQLite.
+    /// Connections per tenant pool on SQLite. SQLite writes one transaction at a time anyway;
+    /// more connections add read parallelism within one tenant but also threads, page caches
+    /// and file descriptors per open pool (sqlx opens a second connection whenever a query
+    /// follows another before the first connection is back in the pool).
     pub sqlite_max_connections: u32,
     /// Connections per tenant pool on Postgres (one server accepts a few hundred in total).
     pub postgres_max_connections: u32,
@@ -207,7 +213,7 @@ lockout_minutes = 15
 login_attempts_per_ip_per_minute = 60
 password_min_length = 6
 password_max_age_days = 0
-user_cache_millis = 30000
+user_cache_millis = 300000
 trust_forwarded_for = false
 
 [argon2]
@@ -224,7 +230,7 @@ pool_size = 16
 key_prefix = "vigia"
 
 [database]
-sqlite_max_connections = 4
+sqlite_max_connections = 1
 postgres_max_connections = 5
 acquire_timeout_seconds = 5
 sqlite_busy_timeout_millis = 5000
