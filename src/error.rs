@@ -210,7 +210,7 @@ impl From<Invalid> for ApiError {
 /// Turns every error that did not come from our handlers (request parse failures, a missing
 /// bearer token, unknown routes, wrong methods) into the same `{"detail": ...}` shape, with the
 /// contract's status: parse and content-type failures are 422.
-pub async fn framework_error(err: poem::Error) -> Response {
+pub fn framework_error(err: poem::Error) -> Response {
     // Keep the operation that failed, for the request metrics.
     let operation = err.data::<poem_openapi::OperationId>().copied();
     let mut response = error_response(err);
