@@ -81,9 +81,11 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         let level = meta.level().as_str();
-        TIMESTAMP.with_borrow_mut(|stamp| match self {
+        let timestamp = |w: &mut Writer<'_>| TIMESTAMP.with_borrow_mut(|t| w.write_str(t.now()));
+        match self {
             LineFormat::Text => {
-                write!(w, "{} {level:>5} {}: ", stamp.now(), meta.target())?;
+                timestamp(&mut w)?;
+                write!(w, " {level:>5} {}: ", meta.target())?;
                 // The message first, then the other fields.
                 let mut message = TextFields::new(&mut w, Pass::Message);
                 event.record(&mut message);
@@ -94,11 +96,9 @@ where
                 w.write_char('\n')
             }
             LineFormat::Json => {
-                write!(
-                    w,
-                    "{{\"timestamp\":\"{}\",\"level\":\"{level}\",\"target\":",
-                    stamp.now()
-                )?;
+                w.write_str("{\"timestamp\":\"")?;
+                timestamp(&mut w)?;
+                write!(w, "\",\"level\":\"{level}\",\"target\":")?;
                 json_string(&mut w, meta.target())?;
                 let mut fields = JsonFields {
                     w: &mut w,
@@ -108,7 +108,7 @@ where
                 fields.result?;
                 w.write_str("}\n")
             }
-        })
+        }
     }
 }
 
