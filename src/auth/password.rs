@@ -160,8 +160,11 @@ impl Hasher {
             .map_err(|_| HashError::Busy)?;
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = done.send(job());
+            let output = job();
+            // The slot is freed before the answer goes out: a caller that has its answer never
+            // finds its own hash still counted (in `in_flight`, the queue bound, the metrics).
             drop(admitted);
+            let _ = done.send(output);
         });
         self.jobs
             .send(job)
