@@ -47,7 +47,7 @@ pub struct AppState {
 }
 
 /// Per-request facts the access log reports: the request ID, and once the bearer token
-/// checked out, who called. Attached by [`access_log`]; filled by the security checker.
+/// checked out, who called. Attached by [`edge`]; filled by the security checker.
 pub struct RequestContext {
     /// Visible ASCII only (checked when accepted, hex when generated).
     pub id: header::HeaderValue,
@@ -138,8 +138,11 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
 
 const REQUEST_ID: &str = "X-Request-Id";
 
-/// Everything around the routes, as one layer: the request ID, the shared state, the size
-/// limits, the operators' routes' absence, the error shape, metrics and the access log.
+/// Everything around the routes, as one layer: the request ID (accepted or generated, echoed
+/// in `X-Request-Id`), the shared state, the size limits, the operators' routes' absence, the
+/// error shape, the metrics, and one log line after the answer: method, path (never the query,
+/// which may hold personal data), status, duration, and when authenticated the tenant, user ID
+/// and the token's `trace`.
 ///
 /// One layer, not one per concern: each poem layer nests the inner future in its own, and the
 /// server moves the outermost future into a box on every request. Five layers made that a
