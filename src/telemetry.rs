@@ -436,20 +436,21 @@ mod tests {
                 let mut w = writer.clone();
                 std::thread::spawn(move || {
                     for i in 0..5_000 {
-                        w.write_all(format!("{t} {i}\n").as_bytes()).unwrap();
+                        w.write_all(format!("{t} {i}\n").as_bytes())
+                            .expect("written");
                     }
                 })
             })
             .collect();
         for t in threads {
-            t.join().unwrap();
+            t.join().expect("writer thread");
         }
         drop(guard);
-        let text = String::from_utf8(lock(&sink.0).clone()).unwrap();
+        let text = String::from_utf8(lock(&sink.0).clone()).expect("UTF-8");
         let mut next = [0usize; 4];
         for line in text.lines() {
-            let (t, i) = line.split_once(' ').unwrap();
-            let (t, i): (usize, usize) = (t.parse().unwrap(), i.parse().unwrap());
+            let (t, i) = line.split_once(' ').expect("two numbers");
+            let (t, i): (usize, usize) = (t.parse().expect("thread"), i.parse().expect("index"));
             assert_eq!(i, next[t], "thread {t}'s lines out of order or lost");
             next[t] += 1;
         }
@@ -481,7 +482,7 @@ mod tests {
                 7
             );
         });
-        String::from_utf8(lock(&sink.0).clone()).unwrap()
+        String::from_utf8(lock(&sink.0).clone()).expect("UTF-8")
     }
 
     #[test]
@@ -528,7 +529,7 @@ mod tests {
     fn a_line_is_written_soon_without_further_lines() {
         let sink = Shared::default();
         let (mut writer, _guard) = BatchWriter::spawn(Box::new(sink.clone()));
-        writer.write_all(b"alone\n").unwrap();
+        writer.write_all(b"alone\n").expect("written");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while lock(&sink.0).is_empty() {
             assert!(
