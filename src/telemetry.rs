@@ -235,6 +235,15 @@ impl Visit for JsonFields<'_, '_> {
         self.member(field, |w| write!(w, "{value}"));
     }
 
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.member(field, |w| write!(w, "{value}"));
+        } else {
+            // JSON has no NaN or infinity.
+            self.member(field, |w| write!(w, "\"{value}\""));
+        }
+    }
+
     fn record_str(&mut self, field: &Field, value: &str) {
         self.member(field, |w| json_string(w, value));
     }
@@ -477,6 +486,8 @@ mod tests {
                 status = 200u16,
                 delta = -3i64,
                 ok = true,
+                ratio = 0.5f64,
+                broken = f64::NAN,
                 absent,
                 "request {}",
                 7
@@ -499,6 +510,8 @@ mod tests {
         assert_eq!(value["status"], 200);
         assert_eq!(value["delta"], -3);
         assert_eq!(value["ok"], true);
+        assert_eq!(value["ratio"], 0.5);
+        assert_eq!(value["broken"], "NaN");
         assert!(value.get("absent").is_none(), "None fields are left out");
         let stamp = value["timestamp"].as_str().expect("timestamp");
         assert!(
@@ -519,7 +532,8 @@ mod tests {
             rest,
             format!(
                 " INFO {}: request 7 request_id=abc-1 path=/api/v1/auth/whoami \
-                 quoted=\"say \\\"hi\\\"\\n\\tnow\\u{{1}}\" status=200 delta=-3 ok=true\n",
+                 quoted=\"say \\\"hi\\\"\\n\\tnow\\u{{1}}\" status=200 delta=-3 ok=true ratio=0.5 \
+                 broken=NaN\n",
                 module_path!()
             )
         );
