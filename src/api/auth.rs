@@ -134,7 +134,8 @@ impl AuthApi {
 
     /// Current user
     ///
-    /// The authenticated user's full profile, read fresh from the tenant's database.
+    /// The authenticated user's full profile, with the permissions the server enforces. It is
+    /// served from memory and reflects every change to the user or the tenant's roles.
     #[oai(path = "/me", method = "get", operation_id = "me")]
     async fn me(
         &self,

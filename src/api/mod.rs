@@ -146,7 +146,7 @@ const REQUEST_ID: &str = "X-Request-Id";
 ///
 /// One layer, not one per concern: each poem layer nests the inner future in its own, and the
 /// server moves the outermost future into a box on every request. Five layers made that a
-/// 36 KB copy per request, a third of a token check's instructions (callgrind).
+/// 33 KB copy per request (`size_of_val`), 30% of a token check's instructions (callgrind).
 async fn edge(next: Arc<Route>, mut req: Request, state: Arc<AppState>) -> poem::Result<Response> {
     let started = std::time::Instant::now();
     let context = Arc::new(RequestContext {
