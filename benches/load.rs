@@ -274,7 +274,13 @@ async fn orchestrate() -> anyhow::Result<()> {
     );
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let dir = tempfile::tempdir()?;
-    let root = dir.path();
+    // VIGIA_BENCH_KEEP=1 keeps the work dir (config, tenants, Lua scripts) for profiling.
+    let keep = std::env::var_os("VIGIA_BENCH_KEEP").is_some();
+    let root = &if keep {
+        dir.keep()
+    } else {
+        dir.path().to_path_buf()
+    };
     println!(
         "vigia load benchmark — {cores} cores, wrk -t2 -c64 -d{DURATION}, work dir {}",
         root.display()

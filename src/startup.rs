@@ -8,7 +8,7 @@ use anyhow::Context;
 use poem::{Server, listener::TcpAcceptor};
 
 use crate::{
-    api::{self, AppState, RenderCache},
+    api::{self, AppState},
     auth::{Auth, password::Hasher, token::TokenService},
     config::{Environment, Settings},
     domain::{Email, Password, TenantId},
@@ -53,16 +53,11 @@ impl Application {
         let acceptor = TcpAcceptor::from_tokio(listener)?;
         let metrics = Arc::new(Metrics::new());
         let auth = Auth::new(&settings, hasher, tokens, metrics.clone());
-        let rendered = RenderCache::new(
-            settings.tenants.handle_cache_capacity,
-            Duration::from_millis(settings.security.user_cache_millis),
-        );
         let state = Arc::new(AppState {
             settings,
             registry,
             auth,
             metrics,
-            rendered,
         });
         Ok(Self {
             acceptor,

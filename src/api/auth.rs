@@ -21,7 +21,7 @@ use super::{
         ChangePasswordRequest, LoginForm, MeResponse, ResetPasswordRequest, ResetPasswordResponse,
         SuccessResponse, TokenResponse, WhoAmIResponse,
     },
-    rendered::Rendered,
+    rendered::{self, Rendered},
     security::{BearerAuth, OptionalBearerAuth, header_tenant, request_meta},
 };
 use crate::{
@@ -144,9 +144,8 @@ impl AuthApi {
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
-        state: Data<&Arc<AppState>>,
     ) -> Result<Rendered<MeResponse>, ApiError> {
-        Ok(state.rendered.me(&auth.0))
+        Ok(rendered::me(&auth.0))
     }
 
     /// Who am I
@@ -160,9 +159,8 @@ impl AuthApi {
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
-        state: Data<&Arc<AppState>>,
     ) -> Result<Rendered<WhoAmIResponse>, ApiError> {
-        Ok(state.rendered.whoami(&auth.0))
+        Ok(rendered::whoami(&auth.0))
     }
 
     /// Change password

@@ -25,7 +25,6 @@ use poem::{
     http::{StatusCode, header},
 };
 use poem_openapi::{OpenApiService, Tags};
-pub use rendered::RenderCache;
 
 use crate::{
     auth::{Auth, token::Claims},
@@ -42,8 +41,6 @@ pub struct AppState {
     pub registry: Registry,
     pub auth: Auth,
     pub metrics: Arc<Metrics>,
-    /// `/whoami` and `/me` bodies, rendered once per user record.
-    pub rendered: RenderCache,
 }
 
 /// Per-request facts the access log reports: the request ID, and once the bearer token

@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod password;
 pub mod permissions;
+pub mod session;
 pub mod throttle;
 pub mod token;
 
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 use self::{
     password::Hasher,
     permissions::{Permission, PermissionMap},
+    session::{BodyCache, Session},
     throttle::{AddressLimiter, PhantomLockouts, now},
     token::{Claims, TokenError, TokenService, VerifiedTokens, peek_tenant},
 };
@@ -45,12 +47,24 @@ pub struct RequestMeta {
 }
 
 /// The authenticated caller of a request.
-#[derive(Debug)]
 pub struct Principal {
     pub tenant: Arc<Tenant>,
     pub claims: Arc<Claims>,
     pub user: Arc<User>,
     pub meta: RequestMeta,
+    /// What the token resolved to (the same tenant and user), with the rendered bodies.
+    pub session: Arc<Session>,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("tenant", &self.tenant)
+            .field("claims", &self.claims)
+            .field("user", &self.user)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Principal {
@@ -112,6 +126,7 @@ pub struct Auth {
     pub hasher: Hasher,
     pub tokens: TokenService,
     verified: VerifiedTokens,
+    bodies: BodyCache,
     addresses: AddressLimiter,
     phantoms: PhantomLockouts,
     metrics: Arc<Metrics>,
@@ -152,6 +167,10 @@ impl Auth {
             verified: VerifiedTokens::new(
                 100_000,
                 Duration::from_secs(settings.jwt.leeway_seconds),
+            ),
+            bodies: BodyCache::new(
+                settings.tenants.handle_cache_capacity,
+                Duration::from_millis(settings.security.user_cache_millis),
             ),
             addresses: AddressLimiter::new(settings.security.login_attempts_per_ip_per_minute),
             phantoms: PhantomLockouts::new(),
@@ -354,6 +373,9 @@ impl Auth {
     /// used only to pick the key), verifies the token with that scope's key, and checks it
     /// against the user's current state: deleted, deactivated, credentials changed since
     /// (token version) or logged out (`jti`) all refuse it.
+    ///
+    /// A token accepted before, on a session nothing has changed under, is accepted again
+    /// at the cost of one lookup (see [`session`]).
     pub async fn authenticate(
         &self,
         registry: &Registry,
@@ -361,8 +383,33 @@ impl Auth {
         token: &str,
         meta: RequestMeta,
     ) -> Result<Principal, Error> {
-        let from_header = header_tenant.is_some();
         let seen = self.verified.get(header_tenant.as_ref(), token);
+        if let Some(seen) = &seen
+            && let Some(session) = seen.session()
+            && session.still_valid(&seen.claims.jti)
+        {
+            return Ok(Principal {
+                tenant: session.tenant.clone(),
+                claims: seen.claims.clone(),
+                user: session.user().clone(),
+                meta,
+                session: session.clone(),
+            });
+        }
+        // Boxed: the hot path's future stays small (see `Registry::tenant`).
+        Box::pin(self.resolve(registry, header_tenant, seen, token, meta)).await
+    }
+
+    /// [`Self::authenticate`] when the token has no session still valid.
+    async fn resolve(
+        &self,
+        registry: &Registry,
+        header_tenant: Option<TenantId>,
+        seen: Option<Arc<token::Verified>>,
+        token: &str,
+        meta: RequestMeta,
+    ) -> Result<Principal, Error> {
+        let from_header = header_tenant.is_some();
         let scope = match (&seen, &header_tenant) {
             (Some(seen), _) => seen.scope.clone(),
             (None, Some(id)) => Scope::Tenant(id.clone()),
@@ -377,31 +424,61 @@ impl Auth {
             Err(TenancyError::Unknown) if !from_header => return Err(TokenError::Invalid.into()),
             Err(e) => return Err(e.into()),
         };
-        let claims = match seen {
+        let claims = match &seen {
             Some(seen) => seen.claims.clone(),
-            None => {
-                let claims = Arc::new(self.tokens.verify(&tenant.key, &scope, token)?);
-                self.verified
-                    .insert(header_tenant, token, scope, claims.clone());
-                claims
-            }
+            None => Arc::new(self.tokens.verify(&tenant.key, &scope, token)?),
         };
-        let user = tenant.user(claims.uid).await?;
-        let reason = match &user {
+        // The handle was just confirmed current: a session on it may only need its dates.
+        if let Some(seen) = &seen
+            && let Some(session) = seen.session()
+            && Arc::ptr_eq(&session.tenant, &tenant)
+            && session.still_valid(&claims.jti)
+        {
+            return Ok(Principal {
+                tenant,
+                claims,
+                user: session.user().clone(),
+                meta,
+                session: session.clone(),
+            });
+        }
+        let snapshot = tenant.user_snapshot(claims.uid).await?;
+        // Read before the `jti` is checked: a revocation after this moves it.
+        let revocations = tenant.revocation_epoch();
+        let reason = match &snapshot {
             None => Some("user_deleted"),
-            Some(u) if !u.is_active => Some("user_inactive"),
-            Some(u) if u.token_version != claims.ver => Some("credentials_changed"),
+            Some(s) if !s.user.is_active => Some("user_inactive"),
+            Some(s) if s.user.token_version != claims.ver => Some("credentials_changed"),
             Some(_) if tenant.is_revoked(&claims.jti) => Some("logged_out"),
             Some(_) => None,
         };
-        match (user, reason) {
-            (Some(user), None) => Ok(Principal {
-                tenant,
-                claims,
-                user,
-                meta,
-            }),
-            (user, reason) => {
+        match (snapshot, reason) {
+            (Some(snapshot), None) => {
+                let user = snapshot.user.clone();
+                let session = Arc::new(Session::new(
+                    tenant.clone(),
+                    snapshot,
+                    revocations,
+                    &self.bodies,
+                ));
+                self.verified.insert(
+                    seen.as_deref(),
+                    header_tenant,
+                    token,
+                    scope,
+                    claims.clone(),
+                    session.clone(),
+                );
+                Ok(Principal {
+                    tenant,
+                    claims,
+                    user,
+                    meta,
+                    session,
+                })
+            }
+            (snapshot, reason) => {
+                let user = snapshot.map(|s| s.user);
                 let mut event = anonymous_event(
                     AuditType::TokenRefused,
                     &meta,

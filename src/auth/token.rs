@@ -8,13 +8,14 @@
 
 use std::{
     hash::{BuildHasher, RandomState},
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::session::Session;
 use crate::{
     domain::{Scope, TenantId},
     store::users::User,
@@ -159,6 +160,15 @@ pub struct Verified {
     token: Box<str>,
     pub scope: Scope,
     pub claims: Arc<Claims>,
+    /// What the token last resolved to, once it was accepted.
+    session: OnceLock<Arc<Session>>,
+}
+
+impl Verified {
+    /// What the token last resolved to, when it was accepted before.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        self.session.get()
+    }
 }
 
 impl VerifiedTokens {
@@ -184,13 +194,32 @@ impl VerifiedTokens {
         (same && now() < hit.claims.exp + self.leeway).then_some(hit)
     }
 
-    pub fn insert(&self, header: Option<TenantId>, token: &str, scope: Scope, claims: Arc<Claims>) {
+    /// Remembers that `token` (with `header`) verified for `scope` and was accepted on
+    /// `session`. `seen` is the entry [`Self::get`] returned, if any: its session is filled in
+    /// place when empty, and the entry replaced when it holds a stale one.
+    pub fn insert(
+        &self,
+        seen: Option<&Verified>,
+        header: Option<TenantId>,
+        token: &str,
+        scope: Scope,
+        claims: Arc<Claims>,
+        session: Arc<Session>,
+    ) {
+        let session = match seen {
+            Some(seen) => match seen.session.set(session) {
+                Ok(()) => return,
+                Err(session) => session,
+            },
+            None => session,
+        };
         let key = self.key(header.as_ref(), token);
         let verified = Verified {
             header,
             token: token.into(),
             scope,
             claims,
+            session: OnceLock::from(session),
         };
         self.cache.insert(key, Arc::new(verified));
     }

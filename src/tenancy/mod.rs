@@ -10,7 +10,9 @@
 //!   process can serve many more tenants than it can hold databases open. An evicted pool
 //!   closes when its last in-flight request drops it; open files stay bounded whatever the
 //!   number of tenants.
-//! - User snapshots and logout revocations are cached process-wide, keyed by scope.
+//! - User snapshots and logout revocations are cached process-wide, keyed by scope. Two
+//!   counters say when either last changed, so a token's next request can reuse what its last
+//!   one resolved to ([`UserSnapshot`], [`Tenant::revocation_epoch`]) without a lookup.
 //! - Unknown IDs are remembered briefly (negative cache), so a burst of random well-formed IDs
 //!   costs no disk reads, and a tenant created by the CLI in another process is served within
 //!   about a second.
@@ -25,7 +27,7 @@ pub mod source;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -98,6 +100,13 @@ impl SecurityPolicy {
     }
 }
 
+/// A cached user record and when it was read (milliseconds of [`Shared::now_millis`]).
+#[derive(Clone)]
+struct CachedUser {
+    user: Arc<User>,
+    read_at: u64,
+}
+
 /// What every scope's handle shares: open pools, user snapshots, revoked token ids.
 struct Shared {
     pool_settings: PoolSettings,
@@ -105,18 +114,33 @@ struct Shared {
     pools: Cache<String, Store>,
     /// URLs this process has migrated, so reopening an evicted pool skips the check.
     migrated: SyncCache<String, ()>,
-    /// User records by scope and id, for `user_cache_millis`; writes invalidate them.
-    users: SyncCache<(Scope, i64), Arc<User>>,
+    /// User records by scope and id, for `user_ttl`; writes invalidate them.
+    users: SyncCache<(Scope, i64), CachedUser>,
+    user_ttl: u64,
+    /// Bumped around every user invalidation, in any scope (see [`Shared::forget_user`]).
+    user_generation: AtomicU64,
     /// `jti`s revoked by logout (kept for the token lifetime).
     revoked: SyncCache<(Scope, String), ()>,
+    /// Bumped after every revocation is remembered, in any scope.
+    revocations: AtomicU64,
     /// Where to tell the other replicas of a change (`redis.url`).
     redis: Option<Redis>,
+    /// The clock of `checked_at` and `read_at`.
+    epoch: Instant,
+    /// How long a tenant handle is used before its file is checked again, in milliseconds.
+    recheck: u64,
 }
 
 impl Shared {
     fn new(settings: &Settings, redis: Option<Redis>) -> Self {
+        let user_ttl = settings.security.user_cache_millis.max(1);
         Self {
             redis,
+            epoch: Instant::now(),
+            recheck: settings.tenants.recheck_millis,
+            user_ttl,
+            user_generation: AtomicU64::new(0),
+            revocations: AtomicU64::new(0),
             pool_settings: PoolSettings::from(&settings.database),
             pools: Cache::builder()
                 .name("tenant-pools")
@@ -129,9 +153,7 @@ impl Shared {
             users: SyncCache::builder()
                 .name("users")
                 .max_capacity(1_000_000)
-                .time_to_live(Duration::from_millis(
-                    settings.security.user_cache_millis.max(1),
-                ))
+                .time_to_live(Duration::from_millis(user_ttl))
                 .build(),
             revoked: SyncCache::builder()
                 .max_capacity(10_000_000)
@@ -181,10 +203,41 @@ impl Shared {
     async fn load_revocations(&self, scope: &Scope, store: &Store) -> Result<(), StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for jti in store.live_revocations(now).await? {
-            self.revoked.insert((scope.clone(), jti), ());
+            self.revoke(scope.clone(), jti);
         }
         Ok(())
     }
+
+    /// Remembers a revoked `jti`; the epoch is bumped after, so whoever sees the new epoch
+    /// finds the entry.
+    fn revoke(&self, scope: Scope, jti: String) {
+        self.revoked.insert((scope, jti), ());
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Drops a cached user record. The generation is bumped before and after: a load that
+    /// raced the write sees the first bump and drops what it cached ([`Tenant::read_user`]);
+    /// a snapshot that still saw the old record sees the second ([`Tenant::still_serves`]).
+    fn forget_user(&self, key: &(Scope, i64)) {
+        self.user_generation.fetch_add(1, Ordering::SeqCst);
+        self.users.invalidate(key);
+        self.user_generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Milliseconds since this process's registry was made.
+    fn now_millis(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A user record as a scope served it, and what it takes to reuse it without a lookup: kept
+/// with a verified token (see `auth::session`), it stays valid until any user write in the
+/// process moves the generation *and* the cache no longer holds this very record, or until
+/// the record's cache lifetime ends.
+pub struct UserSnapshot {
+    pub user: Arc<User>,
+    generation: AtomicU64,
+    expires_at: u64,
 }
 
 /// Why a scope could not be served.
@@ -220,8 +273,8 @@ pub struct Tenant {
     pub roles: RoleGrants,
     database: Database,
     shared: Arc<Shared>,
-    /// Bumped by every user invalidation, so a load that raced a write is not cached.
-    generation: AtomicU64,
+    /// Set when the registry drops this handle: whoever still holds it must resolve again.
+    retired: AtomicBool,
     /// The tenant's database (masked in logs).
     pub database_url: DatabaseUrl,
     /// The entry's revision when loaded (`None`: legacy); a change means reload.
@@ -251,32 +304,99 @@ impl Tenant {
 
     /// The user with `id`, from memory when fresh, else from the database.
     pub async fn user(&self, id: i64) -> Result<Option<Arc<User>>, StoreError> {
-        let key = (self.scope.clone(), id);
-        if let Some(user) = self.shared.users.get(&key) {
-            return Ok(Some(user));
-        }
-        // Boxed: the hot path's future stays small (see `Registry::tenant`).
-        Box::pin(self.read_user(key)).await
+        Ok(self.user_snapshot(id).await?.map(|s| s.user))
     }
 
-    async fn read_user(&self, key: (Scope, i64)) -> Result<Option<Arc<User>>, StoreError> {
-        let id = key.1;
-        let generation = self.generation.load(Ordering::Acquire);
-        let Some(user) = self.store().await?.user_by_id(id).await? else {
+    /// [`Self::user`], with what it takes to reuse the answer ([`Self::still_serves`]).
+    pub async fn user_snapshot(&self, id: i64) -> Result<Option<UserSnapshot>, StoreError> {
+        // Read before the record: a write after this moves it.
+        let generation = self.shared.user_generation.load(Ordering::SeqCst);
+        let key = (self.scope.clone(), id);
+        let cached = match self.shared.users.get(&key) {
+            Some(cached) => cached,
+            // Boxed: the hot path's future stays small (see `Registry::tenant`).
+            None => match Box::pin(self.read_user(key, generation)).await? {
+                Some(cached) => cached,
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(UserSnapshot {
+            user: cached.user,
+            generation: AtomicU64::new(generation),
+            expires_at: cached.read_at.saturating_add(self.shared.user_ttl),
+        }))
+    }
+
+    /// Reads a user and caches the record, unless a write to some user raced the read.
+    async fn read_user(
+        &self,
+        key: (Scope, i64),
+        generation: u64,
+    ) -> Result<Option<CachedUser>, StoreError> {
+        let read_at = self.shared.now_millis();
+        let Some(user) = self.store().await?.user_by_id(key.1).await? else {
             return Ok(None);
         };
-        let user = Arc::new(user);
-        if self.generation.load(Ordering::Acquire) == generation {
-            self.shared.users.insert(key, user.clone());
+        let cached = CachedUser {
+            user: Arc::new(user),
+            read_at,
+        };
+        let users = &self.shared.users;
+        if self.shared.user_generation.load(Ordering::SeqCst) == generation {
+            users.insert(key.clone(), cached.clone());
+            // A write that began meanwhile may have invalidated before this insert.
+            if self.shared.user_generation.load(Ordering::SeqCst) != generation {
+                users.invalidate(&key);
+            }
         }
-        Ok(Some(user))
+        Ok(Some(cached))
+    }
+
+    /// Whether `snapshot`, taken from this handle, still holds what [`Self::user`] would
+    /// answer. Costs no lookup unless some user changed since it was last confirmed.
+    pub fn still_serves(&self, snapshot: &UserSnapshot) -> bool {
+        if self.shared.now_millis() >= snapshot.expires_at {
+            return false;
+        }
+        let generation = self.shared.user_generation.load(Ordering::SeqCst);
+        if snapshot.generation.load(Ordering::Relaxed) == generation {
+            return true;
+        }
+        let key = (self.scope.clone(), snapshot.user.id);
+        let same = self
+            .shared
+            .users
+            .get(&key)
+            .is_some_and(|cached| Arc::ptr_eq(&cached.user, &snapshot.user));
+        if same {
+            snapshot.generation.store(generation, Ordering::Relaxed);
+        }
+        same
+    }
+
+    /// Whether the registry would still hand out this handle: not dropped, and its entry
+    /// checked within `tenants.recheck_millis` (the legacy scope has no entry to check).
+    pub fn is_current(&self) -> bool {
+        match self.scope {
+            Scope::Legacy => true,
+            Scope::Tenant(_) => !self.retired.load(Ordering::SeqCst) && self.fresh(),
+        }
+    }
+
+    /// Whether the handle was checked against its source within `recheck`.
+    fn fresh(&self) -> bool {
+        let checked = self.checked_at.load(Ordering::Relaxed);
+        self.shared.now_millis().saturating_sub(checked) < self.shared.recheck
+    }
+
+    fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
     }
 
     /// Drops the cached record of `id`; call after every write to a user, so this process
     /// never serves the old record (password, version, active flag) again.
     pub async fn forget_user(&self, id: i64) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.shared.users.invalidate(&(self.scope.clone(), id));
+        self.shared.forget_user(&(self.scope.clone(), id));
         self.shared
             .publish(Event::User {
                 scope: scope_name(&self.scope),
@@ -296,11 +416,15 @@ impl Tenant {
             .contains_key(&(self.scope.clone(), jti.to_owned()))
     }
 
+    /// Moves whenever a `jti` is revoked in any scope: a token found not revoked at one
+    /// epoch is still not revoked while the epoch stays. Read it before [`Self::is_revoked`].
+    pub fn revocation_epoch(&self) -> u64 {
+        self.shared.revocations.load(Ordering::SeqCst)
+    }
+
     /// Remembers a revoked `jti` (after storing it), here and on the other replicas.
     pub async fn remember_revoked(&self, jti: String) {
-        self.shared
-            .revoked
-            .insert((self.scope.clone(), jti.clone()), ());
+        self.shared.revoke(self.scope.clone(), jti.clone());
         self.shared
             .publish(Event::Revoked {
                 scope: scope_name(&self.scope),
@@ -319,8 +443,6 @@ pub struct Registry {
     /// Tenant handles (no open files), bounded by `handle_cache_capacity`.
     open: Cache<TenantId, Arc<Tenant>>,
     absent: Cache<TenantId, ()>,
-    recheck: Duration,
-    epoch: Instant,
 }
 
 impl Registry {
@@ -346,7 +468,7 @@ impl Registry {
             active: true,
             database: Database::Fixed(store.clone()),
             shared: shared.clone(),
-            generation: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
             policy: SecurityPolicy::new(&settings.security, &SecurityOverrides::default()),
             roles: RoleGrants::default(),
             database_url: legacy_url,
@@ -357,6 +479,9 @@ impl Registry {
             .name("tenants")
             .max_capacity(settings.tenants.handle_cache_capacity)
             .time_to_idle(Duration::from_secs(3600))
+            // However it leaves (evicted, expired, replaced or dropped), a handle is retired,
+            // so no token keeps using it without resolving again.
+            .eviction_listener(|_, tenant: Arc<Tenant>, _| tenant.retire())
             .build();
         let absent = Cache::builder()
             .name("unknown-tenants")
@@ -373,8 +498,6 @@ impl Registry {
             legacy,
             open,
             absent,
-            recheck: Duration::from_millis(settings.tenants.recheck_millis),
-            epoch: Instant::now(),
         };
         if let Some(redis) = registry.redis() {
             redis
@@ -397,7 +520,9 @@ impl Registry {
     /// Forgets what this process (and every other replica) knows of `id` — its handle, or
     /// that it was unknown — so the next request reads its entry afresh.
     pub async fn forget(&self, id: &TenantId) {
-        self.open.invalidate(id).await;
+        if let Some(handle) = self.open.remove(id).await {
+            handle.retire();
+        }
         self.absent.invalidate(id).await;
         self.shared
             .publish(Event::Tenant { id: id.to_string() })
@@ -425,22 +550,20 @@ impl Registry {
                 };
                 match event {
                     Event::User { scope, id } => {
-                        let Some(scope) = scope_of(scope) else { return };
-                        if let Scope::Tenant(tenant) = &scope
-                            && let Some(handle) = open.get(tenant).await
-                        {
-                            handle.generation.fetch_add(1, Ordering::AcqRel);
+                        if let Some(scope) = scope_of(scope) {
+                            shared.forget_user(&(scope, id));
                         }
-                        shared.users.invalidate(&(scope, id));
                     }
                     Event::Revoked { scope, jti } => {
                         if let Some(scope) = scope_of(scope) {
-                            shared.revoked.insert((scope, jti), ());
+                            shared.revoke(scope, jti);
                         }
                     }
                     Event::Tenant { id } => {
                         if let Ok(id) = TenantId::parse(&id) {
-                            open.invalidate(&id).await;
+                            if let Some(handle) = open.remove(&id).await {
+                                handle.retire();
+                            }
                             absent.invalidate(&id).await;
                         }
                     }
@@ -512,7 +635,7 @@ impl Registry {
 
     async fn tenant(&self, id: &TenantId) -> Result<Arc<Tenant>, TenancyError> {
         if let Some(tenant) = self.open.get(id).await
-            && self.fresh(&tenant)
+            && tenant.fresh()
         {
             return Ok(tenant);
         }
@@ -530,7 +653,9 @@ impl Registry {
             if self.still_current(&tenant).await {
                 return Ok(tenant);
             }
-            self.open.invalidate(id).await;
+            if let Some(handle) = self.open.remove(id).await {
+                handle.retire();
+            }
         }
         let loaded = self
             .open
@@ -543,26 +668,14 @@ impl Registry {
         loaded
     }
 
-    /// Milliseconds since this registry was made (the clock of `checked_at`).
-    fn now_millis(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    /// Whether a cached handle was checked against its source within `recheck`.
-    fn fresh(&self, tenant: &Tenant) -> bool {
-        let checked = tenant.checked_at.load(Ordering::Relaxed);
-        self.now_millis().saturating_sub(checked)
-            < u64::try_from(self.recheck.as_millis()).unwrap_or(u64::MAX)
-    }
-
     /// Whether a cached handle may still be used: at most every `recheck` it costs one `stat`
     /// of the tenant file (or one indexed query of its row); a removed or changed entry means
     /// reload.
     async fn still_current(&self, tenant: &Tenant) -> bool {
-        if self.fresh(tenant) {
+        if tenant.fresh() {
             return true;
         }
-        let now = self.now_millis();
+        let now = self.shared.now_millis();
         let Scope::Tenant(id) = &tenant.scope else {
             return true;
         };
@@ -599,12 +712,12 @@ impl Registry {
             active: entry.active,
             database: Database::Pooled,
             shared: self.shared.clone(),
-            generation: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
             policy: SecurityPolicy::new(&self.settings.security, &entry.security),
             roles,
             database_url,
             revision: Some(revision),
-            checked_at: AtomicU64::new(self.now_millis()),
+            checked_at: AtomicU64::new(self.shared.now_millis()),
         }))
     }
 }

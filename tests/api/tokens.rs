@@ -263,3 +263,89 @@ backend_tests! {
         assert!(detail.contains("revoked"), "{detail}");
     }
 }
+
+backend_tests! {
+    async fn a_token_accepted_before_is_refused_at_once_after_a_change(backend) {
+        // Every token here is used before its change, so each refusal comes from a session
+        // the server remembered with the token and then found stale, not from a first lookup.
+        const OPERATOR: &str = "operator-token-0123456789abcdef-0123456789";
+        let app = crate::helpers::spawn_app_with(crate::helpers::AppOptions {
+            backend: backend.clone(),
+            overrides: vec![("admin.token".into(), OPERATOR.into())],
+            ..Default::default()
+        })
+        .await;
+        let admin = app.token(Some(TENANT), "juan.perez").await;
+        let mut ids = std::collections::HashMap::new();
+        for name in ["ana", "ben", "carla", "dario"] {
+            ids.insert(name, app.create_user(Some(TENANT), UserSpec::new(name)).await);
+        }
+        let accepted = |token: String| {
+            let app = &app;
+            async move {
+                assert_eq!(app.whoami(&token, None).await.status(), StatusCode::OK);
+                assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
+                assert_eq!(app.whoami(&token, None).await.status(), StatusCode::OK);
+                token
+            }
+        };
+        let refused = |token: String, status: StatusCode| {
+            let app = &app;
+            async move {
+                assert_error(app.whoami(&token, None).await, status).await;
+                assert_error(app.me(&token, Some(TENANT)).await, status).await;
+            }
+        };
+        let post = |path: String, token: String| {
+            let app = &app;
+            async move { app.post(&path).bearer_auth(token).send().await.expect("sent") }
+        };
+        let admin = accepted(admin).await;
+
+        // Logout: that token only.
+        let gone = accepted(app.token(Some(TENANT), "ana").await).await;
+        let kept = accepted(app.token(Some(TENANT), "ana").await).await;
+        assert_eq!(post("/api/v1/auth/logout".into(), gone.clone()).await.status(), StatusCode::OK);
+        refused(gone, StatusCode::UNAUTHORIZED).await;
+        accepted(kept).await;
+
+        // Deactivation by an administrator.
+        let ben = accepted(app.token(Some(TENANT), "ben").await).await;
+        let resp = post(format!("/api/v1/users/{}/deactivate", ids["ben"]), admin.clone()).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        refused(ben, StatusCode::UNAUTHORIZED).await;
+
+        // A password change: the user's other token too.
+        let first = accepted(app.token(Some(TENANT), "carla").await).await;
+        let second = accepted(app.token(Some(TENANT), "carla").await).await;
+        let resp = app.change_password(&first, crate::helpers::PASSWORD, "Brand-New-Pass-9").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        refused(second, StatusCode::UNAUTHORIZED).await;
+
+        // A role change.
+        let dario = accepted(app.token(Some(TENANT), "dario").await).await;
+        let resp = app
+            .client
+            .put(app.url(&format!("/api/v1/users/{}/roles", ids["dario"])))
+            .bearer_auth(&admin)
+            .json(&json!({"roles": ["admin"]}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        refused(dario, StatusCode::UNAUTHORIZED).await;
+
+        // Nobody else's token was disturbed by those changes; then the tenant is deactivated.
+        let admin = accepted(admin).await;
+        let resp = app
+            .client
+            .patch(app.url(&format!("/api/v1/admin/tenants/{TENANT}")))
+            .bearer_auth(OPERATOR)
+            .json(&json!({"active": false}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        refused(admin, StatusCode::FORBIDDEN).await;
+    }
+}
