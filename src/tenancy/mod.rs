@@ -27,7 +27,7 @@ pub mod source;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering, fence},
     },
     time::{Duration, Instant},
 };
@@ -203,8 +203,10 @@ impl Shared {
     async fn load_revocations(&self, scope: &Scope, store: &Store) -> Result<(), StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         for jti in store.live_revocations(now).await? {
-            self.revoke(scope.clone(), jti);
+            self.revoked.insert((scope.clone(), jti), ());
         }
+        fence(Ordering::SeqCst);
+        self.revocations.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -212,6 +214,7 @@ impl Shared {
     /// finds the entry.
     fn revoke(&self, scope: Scope, jti: String) {
         self.revoked.insert((scope, jti), ());
+        fence(Ordering::SeqCst);
         self.revocations.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -220,7 +223,9 @@ impl Shared {
     /// a snapshot that still saw the old record sees the second ([`Tenant::still_serves`]).
     fn forget_user(&self, key: &(Scope, i64)) {
         self.user_generation.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         self.users.invalidate(key);
+        fence(Ordering::SeqCst);
         self.user_generation.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -341,12 +346,13 @@ impl Tenant {
             user: Arc::new(user),
             read_at,
         };
-        let users = &self.shared.users;
         if self.shared.user_generation.load(Ordering::SeqCst) == generation {
-            users.insert(key.clone(), cached.clone());
-            // A write that began meanwhile may have invalidated before this insert.
+            self.shared.users.insert(key.clone(), cached.clone());
+            fence(Ordering::SeqCst);
+            // A write that began meanwhile may have invalidated before this insert: drop it
+            // the way a write does, so a snapshot that saw it in between is not reused.
             if self.shared.user_generation.load(Ordering::SeqCst) != generation {
-                users.invalidate(&key);
+                self.shared.forget_user(&key);
             }
         }
         Ok(Some(cached))

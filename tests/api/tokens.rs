@@ -307,7 +307,7 @@ backend_tests! {
         let kept = accepted(app.token(Some(TENANT), "ana").await).await;
         assert_eq!(post("/api/v1/auth/logout".into(), gone.clone()).await.status(), StatusCode::OK);
         refused(gone, StatusCode::UNAUTHORIZED).await;
-        accepted(kept).await;
+        let kept = accepted(kept).await;
 
         // Deactivation by an administrator.
         let ben = accepted(app.token(Some(TENANT), "ben").await).await;
@@ -334,6 +334,23 @@ backend_tests! {
             .expect("sent");
         assert_eq!(resp.status(), StatusCode::OK);
         refused(dario, StatusCode::UNAUTHORIZED).await;
+
+        // An override takes effect on the token's next request: `/me` is not served stale.
+        let me = |token: String| {
+            let app = &app;
+            async move { app.me(&token, None).await.json::<Value>().await.expect("json") }
+        };
+        assert_eq!(me(kept.clone()).await["permissions"]["icsr"]["delete"], false);
+        let resp = app
+            .client
+            .put(app.url(&format!("/api/v1/users/{}/permissions", ids["ana"])))
+            .bearer_auth(&admin)
+            .json(&json!({"permissions": {"icsr": {"delete": true}}}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(me(kept.clone()).await["permissions"]["icsr"]["delete"], true);
 
         // Nobody else's token was disturbed by those changes; then the tenant is deactivated.
         let admin = accepted(admin).await;
