@@ -68,6 +68,17 @@ impl std::fmt::Debug for Principal {
 }
 
 impl Principal {
+    /// The caller whose token with `claims` was accepted on `session`.
+    fn on(session: &Arc<Session>, claims: Arc<Claims>, meta: RequestMeta) -> Self {
+        Self {
+            tenant: session.tenant.clone(),
+            claims,
+            user: session.user().clone(),
+            meta,
+            session: session.clone(),
+        }
+    }
+
     /// Whether the caller may do `permission` here (roles merged with their overrides).
     pub fn can(&self, permission: Permission) -> bool {
         self.tenant
@@ -388,13 +399,7 @@ impl Auth {
             && let Some(session) = seen.session()
             && session.still_valid(&seen.claims.jti)
         {
-            return Ok(Principal {
-                tenant: session.tenant.clone(),
-                claims: seen.claims.clone(),
-                user: session.user().clone(),
-                meta,
-                session: session.clone(),
-            });
+            return Ok(Principal::on(session, seen.claims.clone(), meta));
         }
         // Boxed: the hot path's future stays small (see `Registry::tenant`).
         Box::pin(self.resolve(registry, header_tenant, seen, token, meta)).await
@@ -434,13 +439,7 @@ impl Auth {
             && Arc::ptr_eq(&session.tenant, &tenant)
             && session.still_valid(&claims.jti)
         {
-            return Ok(Principal {
-                tenant,
-                claims,
-                user: session.user().clone(),
-                meta,
-                session: session.clone(),
-            });
+            return Ok(Principal::on(session, claims, meta));
         }
         let snapshot = tenant.user_snapshot(claims.uid).await?;
         // Read before the `jti` is checked: a revocation after this moves it.
@@ -454,7 +453,6 @@ impl Auth {
         };
         match (snapshot, reason) {
             (Some(snapshot), None) => {
-                let user = snapshot.user.clone();
                 let session = Arc::new(Session::new(
                     tenant.clone(),
                     snapshot,
@@ -469,13 +467,7 @@ impl Auth {
                     claims.clone(),
                     session.clone(),
                 );
-                Ok(Principal {
-                    tenant,
-                    claims,
-                    user,
-                    meta,
-                    session,
-                })
+                Ok(Principal::on(&session, claims, meta))
             }
             (snapshot, reason) => {
                 let user = snapshot.map(|s| s.user);
