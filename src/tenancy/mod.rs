@@ -440,6 +440,14 @@ impl Tenant {
     }
 }
 
+/// Removes `id`'s handle from the registry's cache and retires it at once, not whenever the
+/// cache's eviction listener gets to it.
+async fn drop_handle(open: &Cache<TenantId, Arc<Tenant>>, id: &TenantId) {
+    if let Some(handle) = open.remove(id).await {
+        handle.retire();
+    }
+}
+
 pub struct Registry {
     settings: Settings,
     source: Source,
@@ -485,8 +493,8 @@ impl Registry {
             .name("tenants")
             .max_capacity(settings.tenants.handle_cache_capacity)
             .time_to_idle(Duration::from_secs(3600))
-            // However it leaves (evicted, expired, replaced or dropped), a handle is retired,
-            // so no token keeps using it without resolving again.
+            // However it leaves (evicted, expired, invalidated), a handle is retired, so no
+            // token keeps using it without resolving again (see also `drop_handle`).
             .eviction_listener(|_, tenant: Arc<Tenant>, _| tenant.retire())
             .build();
         let absent = Cache::builder()
@@ -526,9 +534,7 @@ impl Registry {
     /// Forgets what this process (and every other replica) knows of `id` — its handle, or
     /// that it was unknown — so the next request reads its entry afresh.
     pub async fn forget(&self, id: &TenantId) {
-        if let Some(handle) = self.open.remove(id).await {
-            handle.retire();
-        }
+        drop_handle(&self.open, id).await;
         self.absent.invalidate(id).await;
         self.shared
             .publish(Event::Tenant { id: id.to_string() })
@@ -567,9 +573,7 @@ impl Registry {
                     }
                     Event::Tenant { id } => {
                         if let Ok(id) = TenantId::parse(&id) {
-                            if let Some(handle) = open.remove(&id).await {
-                                handle.retire();
-                            }
+                            drop_handle(&open, &id).await;
                             absent.invalidate(&id).await;
                         }
                     }
@@ -659,9 +663,7 @@ impl Registry {
             if self.still_current(&tenant).await {
                 return Ok(tenant);
             }
-            if let Some(handle) = self.open.remove(id).await {
-                handle.retire();
-            }
+            drop_handle(&self.open, id).await;
         }
         let loaded = self
             .open
