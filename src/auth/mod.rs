@@ -47,6 +47,7 @@ pub struct RequestMeta {
 }
 
 /// The authenticated caller of a request.
+#[derive(Debug)]
 pub struct Principal {
     pub tenant: Arc<Tenant>,
     pub claims: Arc<Claims>,
@@ -54,17 +55,6 @@ pub struct Principal {
     pub meta: RequestMeta,
     /// What the token resolved to (the same tenant and user), with the rendered bodies.
     pub session: Arc<Session>,
-}
-
-impl std::fmt::Debug for Principal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Principal")
-            .field("tenant", &self.tenant)
-            .field("claims", &self.claims)
-            .field("user", &self.user)
-            .field("meta", &self.meta)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Principal {

@@ -30,6 +30,7 @@ use crate::{
 };
 
 /// An accepted token's tenant handle and user record.
+#[derive(Debug)]
 pub struct Session {
     pub tenant: Arc<Tenant>,
     user: UserSnapshot,
@@ -80,7 +81,7 @@ impl Session {
 
 /// The bodies of `/whoami` and `/me` (the reads every module makes on every page), rendered
 /// by the API layer on first use and then served as bytes.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Bodies {
     pub whoami: OnceLock<Bytes>,
     pub me: OnceLock<Bytes>,

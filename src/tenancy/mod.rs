@@ -239,6 +239,7 @@ impl Shared {
 /// with a verified token (see `auth::session`), it stays valid until any user write in the
 /// process moves the generation *and* the cache no longer holds this very record, or until
 /// the record's cache lifetime ends.
+#[derive(Debug)]
 pub struct UserSnapshot {
     pub user: Arc<User>,
     generation: AtomicU64,
