@@ -68,6 +68,14 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// How long a stopping server lets in-flight requests finish.
     pub shutdown_grace_seconds: u64,
+    /// From the first byte of a request, how long its head (request line and headers) may
+    /// take to arrive; then the connection is closed (slowloris).
+    pub header_read_timeout_seconds: u64,
+    /// How long a request's body may take to arrive once its head has (408 beyond).
+    pub body_read_timeout_seconds: u64,
+    /// A connection idle this long between requests (or whose client stopped reading) is
+    /// closed. Keep it above the idle timeout of a load balancer's upstream connections.
+    pub keep_alive_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +198,9 @@ data_dir = "./data"
 [server]
 listen = "127.0.0.1:8000"
 shutdown_grace_seconds = 20
+header_read_timeout_seconds = 10
+body_read_timeout_seconds = 30
+keep_alive_timeout_seconds = 75
 
 [tenants]
 dir = "./tenants"
@@ -307,6 +318,13 @@ impl Settings {
         }
         if self.jwt.ttl_minutes == 0 {
             bail!("jwt.ttl_minutes must be positive");
+        }
+        let server = &self.server;
+        if server.header_read_timeout_seconds == 0
+            || server.body_read_timeout_seconds == 0
+            || server.keep_alive_timeout_seconds == 0
+        {
+            bail!("server.*_timeout_seconds must be positive");
         }
         if self.tenants.pool_cache_capacity == 0 {
             bail!("tenants.pool_cache_capacity must be positive");

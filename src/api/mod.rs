@@ -14,9 +14,12 @@ mod rendered;
 pub mod security;
 mod users;
 
-use std::sync::{
-    Arc, LazyLock, OnceLock,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    sync::{
+        Arc, LazyLock, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
 };
 
 use poem::{
@@ -216,9 +219,11 @@ fn request_id(req: &Request) -> header::HeaderValue {
 /// What every request must pass before routing:
 /// - the operators' API exists only with a configured `admin.token`: without one, its routes
 ///   answer 404 like any unknown path, whatever the request carries;
-/// - headers over [`MAX_HEADER_BYTES`] are refused with 431, and bodies over
-///   [`MAX_BODY_BYTES`] ([`MAX_CASE_BODY_BYTES`] for cases) with 413 before any handler reads
-///   them: by the declared `Content-Length`, or, for chunked bodies, while reading.
+/// - headers over [`MAX_HEADER_BYTES`] are refused with 431;
+/// - a body is read here, whole, before any handler sees it: at most [`MAX_BODY_BYTES`]
+///   ([`MAX_CASE_BODY_BYTES`] for cases; 413 beyond, by the declared `Content-Length` at once
+///   or while reading a chunked body) and within `server.body_read_timeout_seconds` (408). The
+///   cap is on the bytes read, not on what the headers claim.
 async fn admit(req: &mut Request, state: &AppState) -> poem::Result<()> {
     let path = req.uri().path();
     if state.settings.admin.token.is_none()
@@ -247,30 +252,42 @@ async fn admit(req: &mut Request, state: &AppState) -> poem::Result<()> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     match declared {
-        Some(len) if len > max_body => Err(too_large()),
-        Some(_) => Ok(()),
-        // Boxed: rare, and its future would otherwise sit in every request's.
-        None if req.headers().contains_key(header::TRANSFER_ENCODING) => {
-            Box::pin(read_chunked(req, max_body)).await
+        Some(len) if len > max_body => Err(refuse_body(StatusCode::PAYLOAD_TOO_LARGE)),
+        // HTTP/1.1 (the only protocol served): a request without a length or a transfer
+        // coding has no body.
+        Some(0) => Ok(()),
+        None if !req.headers().contains_key(header::TRANSFER_ENCODING) => Ok(()),
+        // Boxed: its future would otherwise sit in every request's.
+        _ => {
+            let deadline = Duration::from_secs(state.settings.server.body_read_timeout_seconds);
+            Box::pin(read_body(req, max_body, deadline)).await
         }
-        None => Ok(()),
     }
 }
 
-fn too_large() -> poem::Error {
-    poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE)
+/// A refusal of the body: the connection is closed after it, since the rest of the body was
+/// never read.
+fn refuse_body(status: StatusCode) -> poem::Error {
+    let mut response = framework_error(poem::Error::from_status(status));
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    poem::Error::from_response(response)
 }
 
-/// Reads a chunked body up to `max_body` bytes (413 beyond) and puts it back.
-async fn read_chunked(req: &mut Request, max_body: usize) -> poem::Result<()> {
-    let bytes = req
-        .take_body()
-        .into_bytes_limit(max_body)
-        .await
-        .map_err(|e| match e {
-            ReadBodyError::PayloadTooLarge => too_large(),
-            other => other.into(),
-        })?;
+/// Reads the body up to `max_body` bytes (413 beyond) within `deadline` (408), and puts it
+/// back for the handler.
+async fn read_body(req: &mut Request, max_body: usize, deadline: Duration) -> poem::Result<()> {
+    let read = req.take_body().into_bytes_limit(max_body);
+    let bytes = match tokio::time::timeout(deadline, read).await {
+        Err(_) => return Err(refuse_body(StatusCode::REQUEST_TIMEOUT)),
+        Ok(Err(ReadBodyError::PayloadTooLarge)) => {
+            return Err(refuse_body(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Ok(Err(other)) => return Err(other.into()),
+        Ok(Ok(bytes)) => bytes,
+    };
     req.set_body(Body::from_bytes(bytes));
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Building and running the server: [`Application::build`] binds the listener first (port 0
 //! in tests) and reports the real port; [`Application::run_until_stopped`] serves until the
 //! shutdown future resolves, then drains in-flight requests for the configured grace period.
+//! [`connections`] is the HTTP/1.1 connection loop with its header and keep-alive deadlines.
+
+pub mod connections;
 
 use std::{future::Future, io::Write, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use poem::{Server, listener::TcpAcceptor};
 
 use crate::{
     api::{self, AppState},
@@ -24,7 +26,7 @@ use crate::{
 };
 
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: tokio::net::TcpListener,
     port: u16,
     state: Arc<AppState>,
 }
@@ -50,7 +52,6 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
         let metrics = Arc::new(Metrics::new());
         let auth = Auth::new(&settings, hasher, tokens, metrics.clone());
         let state = Arc::new(AppState {
@@ -60,7 +61,7 @@ impl Application {
             metrics,
         });
         Ok(Self {
-            acceptor,
+            listener,
             port,
             state,
         })
@@ -80,13 +81,15 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_seconds);
+        let server = &self.state.settings.server;
+        let grace = Duration::from_secs(server.shutdown_grace_seconds);
+        let deadlines = connections::Deadlines {
+            header_read: Duration::from_secs(server.header_read_timeout_seconds),
+            keep_alive: Duration::from_secs(server.keep_alive_timeout_seconds),
+        };
         let state = self.state.clone();
         let app = api::routes(self.state);
-        let outcome = Server::new_with_acceptor(self.acceptor)
-            .name("vigia")
-            .run_with_graceful_shutdown(app, shutdown, Some(grace))
-            .await;
+        let outcome = connections::serve(self.listener, app, deadlines, shutdown, grace).await;
         state.registry.close().await;
         tracing::info!("stopped: in-flight requests drained, database pools closed");
         outcome
