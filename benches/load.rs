@@ -32,7 +32,7 @@ use vigia::{
     domain::{Email, Password, Permissions, Role, Roles, Scope, TenantId, Username},
     store::users::NewUser,
     tenancy::{
-        ServerSecret,
+        Incarnation, ServerSecret,
         file::{self, TenantFile},
         provision::{self, NewTenant},
     },
@@ -233,8 +233,12 @@ fn lua(path: &Path, body: &str) -> anyhow::Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
-fn token(secret: &ServerSecret, tenant: &str) -> anyhow::Result<String> {
-    let scope = Scope::Tenant(TenantId::parse(tenant)?);
+/// A token of juan.perez in `tenant`, signed with the key of the tenant's registration (its
+/// entry under `tenants`).
+fn token(secret: &ServerSecret, tenants: &Path, tenant: &str) -> anyhow::Result<String> {
+    let id = TenantId::parse(tenant)?;
+    let entry: TenantFile = toml::from_str(&std::fs::read_to_string(file::path_of(tenants, &id))?)?;
+    let scope = Scope::Tenant(id);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let claims = json!({
         "sub": "1", "uid": 1, "username": "juan.perez", "email": "juan.perez@example.com", "role": "admin",
@@ -246,7 +250,7 @@ fn token(secret: &ServerSecret, tenant: &str) -> anyhow::Result<String> {
     Ok(jsonwebtoken::encode(
         &header,
         &claims,
-        &EncodingKey::from_secret(&secret.derive(&scope)),
+        &EncodingKey::from_secret(&secret.derive(&scope, entry.incarnation)),
     )?)
 }
 
@@ -355,6 +359,7 @@ async fn orchestrate() -> anyhow::Result<()> {
         active: true,
         security: Default::default(),
         roles: Default::default(),
+        incarnation: None,
     };
     provision::create_tenant(
         &settings,
@@ -378,6 +383,7 @@ async fn orchestrate() -> anyhow::Result<()> {
         }
         let entry = TenantFile {
             database_url: vigia::config::sqlite_url(&db),
+            incarnation: Some(Incarnation::random()),
             ..template.clone()
         };
         file::write_new(&tenants, &id, &entry)?;
@@ -417,7 +423,7 @@ async fn orchestrate() -> anyhow::Result<()> {
     );
 
     let secret = ServerSecret::new(SECRET.as_bytes().to_vec());
-    let tok = token(&secret, "t000000")?;
+    let tok = token(&secret, &tenants, "t000000")?;
     let auth = format!("Authorization: Bearer {tok}");
     let whoami_body = client
         .get(format!("{address}/api/v1/auth/whoami"))
@@ -516,7 +522,7 @@ async fn orchestrate() -> anyhow::Result<()> {
 
     // Cold tenants: the first request to each of 10,000.
     let tokens: Vec<String> = (0..TOUCHED)
-        .map(|i| token(&secret, &format!("t{i:06}")))
+        .map(|i| token(&secret, &tenants, &format!("t{i:06}")))
         .collect::<Result<_, _>>()?;
     // Eight clients at a time, each timing its own requests.
     let mut clients = tokio::task::JoinSet::new();

@@ -420,9 +420,12 @@ impl Auth {
             Err(e) => return Err(e.into()),
         };
         let claims = match &seen {
-            Some(seen) => seen.claims.clone(),
-            None => Arc::new(self.tokens.verify(&tenant.key, &scope, token)?),
+            Some(seen) if seen.incarnation == tenant.incarnation => seen.claims.clone(),
+            // Never verified, or verified under an earlier registration of this tenant ID.
+            _ => Arc::new(self.tokens.verify(&tenant.key, &scope, token)?),
         };
+        // Only now, with the signature checked, may the request open the tenant's database.
+        tenant.load_revocations().await?;
         // The handle was just confirmed current: a session on it may only need its dates.
         if let Some(seen) = &seen
             && let Some(session) = seen.session()

@@ -19,7 +19,7 @@ use super::session::Session;
 use crate::{
     domain::{Scope, TenantId},
     store::users::User,
-    tenancy::SigningKey,
+    tenancy::{Incarnation, SigningKey},
 };
 
 /// The contract's claims. Every field is required when decoding (`tenant` may be null).
@@ -160,6 +160,9 @@ pub struct Verified {
     token: Box<str>,
     pub scope: Scope,
     pub claims: Arc<Claims>,
+    /// The registration of the tenant whose key verified the claims: a tenant ID registered
+    /// again has another key, so the claims must be verified afresh.
+    pub incarnation: Option<Incarnation>,
     /// What the token last resolved to, once it was accepted.
     session: OnceLock<Arc<Session>>,
 }
@@ -219,6 +222,7 @@ impl VerifiedTokens {
             token: token.into(),
             scope,
             claims,
+            incarnation: session.tenant.incarnation,
             session: OnceLock::from(session),
         };
         self.cache.insert(key, Arc::new(verified));
@@ -281,7 +285,7 @@ mod tests {
     #[test]
     fn tokens_round_trip_with_the_contract_claims() {
         let secret = ServerSecret::new(vec![7; 32]);
-        let key = SigningKey::derive(&secret, &acme());
+        let key = SigningKey::derive(&secret, &acme(), None);
         let tokens = TokenService::new(Duration::from_secs(480 * 60), Duration::from_secs(30));
         let (token, _) = tokens.issue(&key, &acme(), &user()).expect("signed");
         let claims = tokens.verify(&key, &acme(), &token).expect("verifies");
@@ -300,10 +304,14 @@ mod tests {
         let tokens = TokenService::new(Duration::from_secs(60), Duration::from_secs(30));
         let other = Scope::Tenant(TenantId::parse("other").expect("valid"));
         let (token, _) = tokens
-            .issue(&SigningKey::derive(&secret, &acme()), &acme(), &user())
+            .issue(
+                &SigningKey::derive(&secret, &acme(), None),
+                &acme(),
+                &user(),
+            )
             .expect("signed");
         for scope in [other, Scope::Legacy] {
-            let key = SigningKey::derive(&secret, &scope);
+            let key = SigningKey::derive(&secret, &scope, None);
             assert_eq!(
                 tokens.verify(&key, &scope, &token),
                 Err(TokenError::Invalid)
@@ -311,15 +319,15 @@ mod tests {
         }
         // Secrets rotate: a token of the old secret verifies while it is still listed.
         let rotated = ServerSecret::rotating(vec![vec![8; 32], vec![7; 32]]);
-        let key = SigningKey::derive(&rotated, &acme());
+        let key = SigningKey::derive(&rotated, &acme(), None);
         assert!(tokens.verify(&key, &acme(), &token).is_ok());
-        let retired = SigningKey::derive(&ServerSecret::new(vec![8; 32]), &acme());
+        let retired = SigningKey::derive(&ServerSecret::new(vec![8; 32]), &acme(), None);
         assert_eq!(
             tokens.verify(&retired, &acme(), &token),
             Err(TokenError::Invalid)
         );
         // Even the right key refuses a token whose claim names another scope.
-        let key = SigningKey::derive(&secret, &acme());
+        let key = SigningKey::derive(&secret, &acme(), None);
         assert_eq!(
             tokens.verify(&key, &Scope::Legacy, &token),
             Err(TokenError::Invalid)

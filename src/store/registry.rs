@@ -17,6 +17,8 @@ pub struct RegistryEntry {
     pub active: bool,
     pub settings: Value,
     pub revision: i64,
+    /// Unix ms; with `revision`, tells a re-registered entry from its predecessor.
+    pub created_at: i64,
 }
 
 #[derive(FromRow)]
@@ -27,6 +29,7 @@ struct EntryRow {
     active: bool,
     settings: Json<Value>,
     revision: i64,
+    created_at: i64,
 }
 
 impl From<EntryRow> for RegistryEntry {
@@ -38,15 +41,16 @@ impl From<EntryRow> for RegistryEntry {
             active: row.active,
             settings: row.settings.0,
             revision: row.revision,
+            created_at: row.created_at,
         }
     }
 }
 
-const BY_ID: &str =
-    "SELECT id, name, database_url, active, settings, revision FROM tenant_registry WHERE id = $1";
-const ALL: &str =
-    "SELECT id, name, database_url, active, settings, revision FROM tenant_registry ORDER BY id";
-const REVISION: &str = "SELECT revision FROM tenant_registry WHERE id = $1";
+const BY_ID: &str = "SELECT id, name, database_url, active, settings, revision, created_at \
+     FROM tenant_registry WHERE id = $1";
+const ALL: &str = "SELECT id, name, database_url, active, settings, revision, created_at \
+     FROM tenant_registry ORDER BY id";
+const REVISION: &str = "SELECT revision, created_at FROM tenant_registry WHERE id = $1";
 const INSERT: &str = "INSERT INTO tenant_registry (id, name, database_url, active, settings, created_at, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $6)";
 const SET_ACTIVE: &str = "UPDATE tenant_registry SET active = $1, updated_at = $2, revision = revision + 1 WHERE id = $3";
@@ -69,16 +73,17 @@ impl Store {
         Ok(rows.into_iter().map(RegistryEntry::from).collect())
     }
 
-    /// The current revision of tenant `id`'s entry; `None` when it is gone.
-    pub async fn registry_revision(&self, id: &str) -> Result<Option<i64>, StoreError> {
-        let revision = with_pool!(self, pool => sqlx::query_scalar(REVISION)
+    /// The current revision and creation time of tenant `id`'s entry; `None` when it is gone.
+    pub async fn registry_revision(&self, id: &str) -> Result<Option<(i64, i64)>, StoreError> {
+        let revision = with_pool!(self, pool => sqlx::query_as(REVISION)
             .bind(id)
             .fetch_optional(pool)
             .await?);
         Ok(revision)
     }
 
-    /// Registers a new tenant (`entry.revision` is ignored); `Conflict` when the ID is taken.
+    /// Registers a new tenant (`entry.revision` and `created_at` are ignored); `Conflict` when
+    /// the ID is taken.
     pub async fn insert_registry_entry(&self, entry: &RegistryEntry) -> Result<(), StoreError> {
         let settings = Json(&entry.settings);
         with_pool!(self, pool => sqlx::query(INSERT)

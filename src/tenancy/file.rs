@@ -31,6 +31,52 @@ pub struct TenantFile {
     /// modules to `{ action = true }`; see `auth::permissions`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub roles: RoleDefinitions,
+    /// This registration's identity: random, written once by `vigia tenant create`, and folded
+    /// into the tenant's signing key. A tenant removed and registered again under the same ID
+    /// gets a new one, so its predecessor's tokens, cached records and open pools never serve
+    /// it. Entries written before it existed have none (their keys are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<Incarnation>,
+}
+
+/// A tenant registration's identity: 128 random bits, written as 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Incarnation(u128);
+
+impl Incarnation {
+    /// A new registration's identity.
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+}
+
+impl TryFrom<String> for Incarnation {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let valid = text.len() == 32
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        valid
+            .then(|| u128::from_str_radix(&text, 16).ok())
+            .flatten()
+            .map(Self)
+            .ok_or_else(|| "incarnation must be 32 lowercase hex digits".to_owned())
+    }
+}
+
+impl From<Incarnation> for String {
+    fn from(incarnation: Incarnation) -> Self {
+        incarnation.to_string()
+    }
+}
+
+impl std::fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
 }
 
 /// Role name to module to action to granted.
@@ -81,18 +127,15 @@ pub fn path_of(dir: &Path, id: &TenantId) -> PathBuf {
     dir.join(format!("{id}.toml"))
 }
 
-/// Reads `id`'s entry and its modification time.
-pub async fn read(
-    dir: &Path,
-    id: &TenantId,
-) -> Result<(TenantFile, Option<SystemTime>), FileError> {
+/// Reads `id`'s entry and its stamp.
+pub async fn read(dir: &Path, id: &TenantId) -> Result<(TenantFile, Option<FileStamp>), FileError> {
     let path = path_of(dir, id);
     let text = match tokio::fs::read_to_string(&path).await {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(FileError::Missing),
         Err(source) => return Err(FileError::Io { path, source }),
     };
-    let modified = modified(&path);
+    let modified = stamp(&path);
     let file = toml::from_str(&text).map_err(|e| FileError::Malformed {
         path: path.clone(),
         reason: e.message().to_owned(),
@@ -100,9 +143,27 @@ pub async fn read(
     Ok((file, modified))
 }
 
-/// The file's modification time; `None` when it is gone.
-pub fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What tells one version of a file from another without reading it: its modification time,
+/// and (a file removed and written again may get the same time) its inode and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    modified: SystemTime,
+    inode: u64,
+    len: u64,
+}
+
+/// The file's stamp; `None` when it is gone.
+pub fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(FileStamp {
+        modified: meta.modified().ok()?,
+        inode,
+        len: meta.len(),
+    })
 }
 
 /// Writes a new entry atomically: a temporary file, then a hard link to the final name, which
@@ -202,6 +263,7 @@ mod tests {
                     BTreeMap::from([("view".to_owned(), true)]),
                 )]),
             )]),
+            incarnation: Some(Incarnation::random()),
         };
         assert!(is_empty(dir.path()));
         write_new(dir.path(), &id, &file).expect("written");
@@ -213,6 +275,24 @@ mod tests {
         ));
         let listed = list(dir.path()).await.expect("listed");
         assert_eq!(listed.len(), 1);
+    }
+
+    #[test]
+    fn incarnations_are_32_lowercase_hex_digits() {
+        let made = Incarnation::random();
+        let text = made.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(Incarnation::try_from(text.clone()), Ok(made));
+        assert_ne!(Incarnation::random(), made);
+        for bad in [
+            "",
+            "xyz",
+            &text.to_uppercase(),
+            &text[1..],
+            &format!("{text}0"),
+        ] {
+            assert!(Incarnation::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
     }
 
     #[tokio::test]

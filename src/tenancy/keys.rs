@@ -1,7 +1,9 @@
 //! Per-scope signing keys (contract): HKDF-SHA256 (RFC 5869) with an empty salt, a server
-//! secret as input key material and `vigia:jwt:tenant:<ID>` (or `vigia:jwt:legacy`) as info,
-//! 32 bytes out. A token signed for one scope can never verify under another's key, even if a
-//! claim check were missed; the raw secrets themselves sign nothing.
+//! secret as input key material and `vigia:jwt:tenant:<ID>:<incarnation>` as info (the
+//! registration's identity, see [`Incarnation`]; `vigia:jwt:tenant:<ID>` for an entry written
+//! before incarnations existed, `vigia:jwt:legacy` for the legacy scope), 32 bytes out. A token
+//! signed for one scope, or for an earlier registration of the same ID, can never verify under
+//! another's key, even if a claim check were missed; the raw secrets themselves sign nothing.
 //!
 //! Rotation: `jwt.secret` may list several secrets. The first signs; all verify. Each token's
 //! header carries `kid`, an identifier of the secret (derived from it, revealing nothing), so
@@ -14,6 +16,7 @@ use jsonwebtoken::{DecodingKey, EncodingKey};
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 
+use super::file::Incarnation;
 use crate::domain::Scope;
 
 /// The server secrets (`jwt.secret`), newest first.
@@ -42,9 +45,10 @@ impl ServerSecret {
         key_id(self.0[0].expose_secret())
     }
 
-    /// The 32-byte HS256 key of `scope` under the signing (first) secret.
-    pub fn derive(&self, scope: &Scope) -> [u8; 32] {
-        derive(self.0[0].expose_secret(), scope)
+    /// The 32-byte HS256 key of `scope` (registered as `incarnation`) under the signing (first)
+    /// secret.
+    pub fn derive(&self, scope: &Scope, incarnation: Option<Incarnation>) -> [u8; 32] {
+        derive(self.0[0].expose_secret(), scope, incarnation)
     }
 }
 
@@ -56,10 +60,14 @@ fn hkdf(secret: &[u8], info: &[u8]) -> [u8; 32] {
     okm
 }
 
-fn derive(secret: &[u8], scope: &Scope) -> [u8; 32] {
-    match scope {
-        Scope::Legacy => hkdf(secret, b"vigia:jwt:legacy"),
-        Scope::Tenant(id) => hkdf(secret, format!("vigia:jwt:tenant:{id}").as_bytes()),
+fn derive(secret: &[u8], scope: &Scope, incarnation: Option<Incarnation>) -> [u8; 32] {
+    match (scope, incarnation) {
+        (Scope::Legacy, _) => hkdf(secret, b"vigia:jwt:legacy"),
+        (Scope::Tenant(id), None) => hkdf(secret, format!("vigia:jwt:tenant:{id}").as_bytes()),
+        (Scope::Tenant(id), Some(incarnation)) => hkdf(
+            secret,
+            format!("vigia:jwt:tenant:{id}:{incarnation}").as_bytes(),
+        ),
     }
 }
 
@@ -86,20 +94,20 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
-    pub fn derive(secret: &ServerSecret, scope: &Scope) -> Self {
+    pub fn derive(secret: &ServerSecret, scope: &Scope, incarnation: Option<Incarnation>) -> Self {
         let verifying: Vec<(String, DecodingKey)> = secret
             .0
             .iter()
             .map(|s| {
                 (
                     key_id(s.expose_secret()),
-                    DecodingKey::from_secret(&derive(s.expose_secret(), scope)),
+                    DecodingKey::from_secret(&derive(s.expose_secret(), scope, incarnation)),
                 )
             })
             .collect();
         Self {
             kid: verifying[0].0.clone(),
-            encoding: EncodingKey::from_secret(&secret.derive(scope)),
+            encoding: EncodingKey::from_secret(&secret.derive(scope, incarnation)),
             verifying,
         }
     }
@@ -128,17 +136,31 @@ mod tests {
         // prk = HMAC-SHA256(key=b"", msg=ikm); okm = HMAC-SHA256(prk, info || 0x01)[:32].
         let secret = ServerSecret::new(b"correct horse battery staple 0123456789".to_vec());
         let acme = Scope::Tenant(TenantId::parse("acme-pharma").expect("valid"));
-        assert_eq!(hex(&secret.derive(&acme)), ACME);
-        assert_eq!(hex(&secret.derive(&Scope::Legacy)), LEGACY);
+        assert_eq!(hex(&secret.derive(&acme, None)), ACME);
+        assert_eq!(hex(&secret.derive(&Scope::Legacy, None)), LEGACY);
+        let incarnation =
+            Incarnation::try_from("0123456789abcdef0123456789abcdef".to_owned()).expect("valid");
+        assert_eq!(
+            hex(&secret.derive(&acme, Some(incarnation))),
+            ACME_INCARNATION
+        );
+        assert_eq!(
+            hex(&secret.derive(&Scope::Legacy, Some(incarnation))),
+            LEGACY,
+            "the legacy scope has no registration"
+        );
     }
 
     const ACME: &str = "a5da4a2fb9afa18390d559ee8b958a3c8473c9a452081e99b3fe07ecdff489e6";
+    /// info = b"vigia:jwt:tenant:acme-pharma:0123456789abcdef0123456789abcdef".
+    const ACME_INCARNATION: &str =
+        "94367bc5378e368984b46e548c3bf95617c695fff438a87287ff138d2333c105";
     const LEGACY: &str = "ea86d2da09216fe7016ff97d805b5a14a811fb476c7deaab41f29133a13e4977";
 
     #[test]
     fn every_secret_verifies_and_the_first_signs() {
         let secrets = ServerSecret::rotating(vec![vec![1; 32], vec![2; 32]]);
-        let key = SigningKey::derive(&secrets, &Scope::Legacy);
+        let key = SigningKey::derive(&secrets, &Scope::Legacy, None);
         assert_eq!(key.kid, key_id(&[1; 32]));
         assert!(key.verifying(&key_id(&[1; 32])).is_some());
         assert!(key.verifying(&key_id(&[2; 32])).is_some());

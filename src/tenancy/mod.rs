@@ -37,7 +37,7 @@ use moka::sync::Cache as SyncCache;
 use moka::future::Cache;
 
 pub use self::{
-    file::{SecurityOverrides, TenantFile},
+    file::{Incarnation, SecurityOverrides, TenantFile},
     keys::{ServerSecret, SigningKey},
     source::{Revision, Source},
 };
@@ -100,17 +100,22 @@ impl SecurityPolicy {
     }
 }
 
-/// A cached user record and when it was read (milliseconds of [`Shared::now_millis`]).
+/// A cached user record, the registration it was read from, and when it was read
+/// (milliseconds of [`Shared::now_millis`]).
 #[derive(Clone)]
 struct CachedUser {
     user: Arc<User>,
+    /// A record of an earlier registration of the same tenant ID is never served.
+    incarnation: Option<Incarnation>,
     read_at: u64,
 }
 
 /// What every scope's handle shares: open pools, user snapshots, revoked token ids.
 struct Shared {
     pool_settings: PoolSettings,
-    /// Open databases by URL: bounded by `pool_cache_capacity`, idle ones dropped.
+    /// Open databases by URL and registration (a tenant registered again never gets its
+    /// predecessor's pool, which may hold a removed file open): bounded by
+    /// `pool_cache_capacity`, idle ones dropped.
     pools: Cache<String, Store>,
     /// URLs this process has migrated, so reopening an evicted pool skips the check.
     migrated: SyncCache<String, ()>,
@@ -164,9 +169,17 @@ impl Shared {
         }
     }
 
-    /// The open pool of `url`, opening (and, once per process, migrating) it when needed.
-    async fn pool(&self, url: &DatabaseUrl) -> Result<Store, StoreError> {
-        let key = url.expose().to_owned();
+    /// The open pool of `url` (registered as `incarnation`), opening (and, once per process,
+    /// migrating) it when needed.
+    async fn pool(
+        &self,
+        url: &DatabaseUrl,
+        incarnation: Option<Incarnation>,
+    ) -> Result<Store, StoreError> {
+        let key = match incarnation {
+            Some(incarnation) => format!("{incarnation}#{}", url.expose()),
+            None => url.expose().to_owned(),
+        };
         let entry = self
             .pools
             .entry(key.clone())
@@ -283,6 +296,13 @@ pub struct Tenant {
     retired: AtomicBool,
     /// The tenant's database (masked in logs).
     pub database_url: DatabaseUrl,
+    /// The registration this handle was loaded from (`None`: legacy, or an entry written
+    /// before registrations had one).
+    pub incarnation: Option<Incarnation>,
+    /// Set once the scope's stored logout revocations are in memory: on the first request
+    /// that needs them, after its token's signature checked out, so that no unauthenticated
+    /// request opens a tenant's database.
+    revocations_loaded: tokio::sync::OnceCell<()>,
     /// The entry's revision when loaded (`None`: legacy); a change means reload.
     revision: Option<Revision>,
     /// When the file was last checked, in milliseconds since the registry's epoch.
@@ -304,8 +324,20 @@ impl Tenant {
     pub async fn store(&self) -> Result<Store, StoreError> {
         match &self.database {
             Database::Fixed(store) => Ok(store.clone()),
-            Database::Pooled => self.shared.pool(&self.database_url).await,
+            Database::Pooled => self.shared.pool(&self.database_url, self.incarnation).await,
         }
+    }
+
+    /// Loads the scope's stored logout revocations into memory, once per handle; call before
+    /// [`Self::is_revoked`]. Opens the tenant's database the first time.
+    pub async fn load_revocations(&self) -> Result<(), StoreError> {
+        self.revocations_loaded
+            .get_or_try_init(|| async {
+                let store = self.store().await?;
+                self.shared.load_revocations(&self.scope, &store).await
+            })
+            .await
+            .map(drop)
     }
 
     /// The user with `id`, from memory when fresh, else from the database.
@@ -319,9 +351,10 @@ impl Tenant {
         let generation = self.shared.user_generation.load(Ordering::SeqCst);
         let key = (self.scope.clone(), id);
         let cached = match self.shared.users.get(&key) {
-            Some(cached) => cached,
-            // Boxed: the hot path's future stays small (see `Registry::tenant`).
-            None => match Box::pin(self.read_user(key, generation)).await? {
+            Some(cached) if cached.incarnation == self.incarnation => cached,
+            // Absent, or read from an earlier registration of this ID. Boxed: the hot path's
+            // future stays small (see `Registry::tenant`).
+            _ => match Box::pin(self.read_user(key, generation)).await? {
                 Some(cached) => cached,
                 None => return Ok(None),
             },
@@ -345,6 +378,7 @@ impl Tenant {
         };
         let cached = CachedUser {
             user: Arc::new(user),
+            incarnation: self.incarnation,
             read_at,
         };
         if self.shared.user_generation.load(Ordering::SeqCst) == generation {
@@ -478,7 +512,7 @@ impl Registry {
             .await
             .map_err(|e| anyhow::anyhow!("reading the legacy database {legacy_url}: {e}"))?;
         let legacy = Arc::new(Tenant {
-            key: SigningKey::derive(&secret, &Scope::Legacy),
+            key: SigningKey::derive(&secret, &Scope::Legacy, None),
             scope: Scope::Legacy,
             active: true,
             database: Database::Fixed(store.clone()),
@@ -487,6 +521,8 @@ impl Registry {
             policy: SecurityPolicy::new(&settings.security, &SecurityOverrides::default()),
             roles: RoleGrants::default(),
             database_url: legacy_url,
+            incarnation: None,
+            revocations_loaded: tokio::sync::OnceCell::new_with(Some(())),
             revision: None,
             checked_at: AtomicU64::new(0),
         });
@@ -600,7 +636,11 @@ impl Registry {
             let url = DatabaseUrl::parse(&entry.database_url)
                 .map_err(|e| TenancyError::Broken(format!("tenant {id}: {e}")))?;
             let unavailable = |e| TenancyError::Unavailable(Arc::new(e));
-            let store = self.shared.pool(&url).await.map_err(unavailable)?;
+            let store = self
+                .shared
+                .pool(&url, entry.incarnation)
+                .await
+                .map_err(unavailable)?;
             let kind = if active {
                 AuditType::TenantActivated
             } else {
@@ -631,8 +671,8 @@ impl Registry {
         }
     }
 
-    /// The handle of `scope`, opening the tenant's database on first use. Refuses inactive
-    /// tenants.
+    /// The handle of `scope` (its keys, policy and where its database is; the database is
+    /// opened only when a request first needs it). Refuses inactive tenants.
     pub async fn resolve(&self, scope: &Scope) -> Result<Arc<Tenant>, TenancyError> {
         let tenant = match scope {
             Scope::Legacy => self.legacy.clone(),
@@ -708,15 +748,9 @@ impl Registry {
         let roles = RoleGrants::with_definitions(&entry.roles)
             .map_err(|e| TenancyError::Broken(format!("tenant {id}: {e}")))?;
         let scope = Scope::Tenant(id.clone());
-        let unavailable = |e| TenancyError::Unavailable(Arc::new(e));
-        let store = self.shared.pool(&database_url).await.map_err(unavailable)?;
-        self.shared
-            .load_revocations(&scope, &store)
-            .await
-            .map_err(unavailable)?;
         tracing::debug!(tenant = %id, database = %database_url, "loaded tenant");
         Ok(Arc::new(Tenant {
-            key: SigningKey::derive(&self.secret, &scope),
+            key: SigningKey::derive(&self.secret, &scope, entry.incarnation),
             scope,
             active: entry.active,
             database: Database::Pooled,
@@ -725,6 +759,8 @@ impl Registry {
             policy: SecurityPolicy::new(&self.settings.security, &entry.security),
             roles,
             database_url,
+            incarnation: entry.incarnation,
+            revocations_loaded: tokio::sync::OnceCell::new(),
             revision: Some(revision),
             checked_at: AtomicU64::new(self.shared.now_millis()),
         }))

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{
     Source,
-    file::{self, FileError, SecurityOverrides, TenantFile},
+    file::{self, FileError, Incarnation, SecurityOverrides, TenantFile},
 };
 use crate::{
     config::{RegistryKind, Settings, sqlite_url},
@@ -76,6 +76,7 @@ pub async fn create_tenant(
         active: true,
         security: SecurityOverrides::default(),
         roles: Default::default(),
+        incarnation: Some(Incarnation::random()),
     };
     let pools = PoolSettings::from(&settings.database);
     let (store, provisioned) = store::create_database(&url, &pools).await?;
@@ -85,6 +86,7 @@ pub async fn create_tenant(
         "tenant": new.id.as_str(),
         "name": entry.name,
         "database": url.to_string(),
+        "incarnation": entry.incarnation.map(|i| i.to_string()),
     });
     let mut outcome = store
         .record_audit(&provisioning)

@@ -3,12 +3,12 @@
 //! reads, so a tenant provisioned through one is served by all. Both hold the same
 //! [`TenantFile`] entries; callers do not care which.
 
-use std::{path::PathBuf, time::SystemTime};
+use std::path::PathBuf;
 
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::file::{self, FileError, RoleDefinitions, SecurityOverrides, TenantFile};
+use super::file::{self, FileError, Incarnation, RoleDefinitions, SecurityOverrides, TenantFile};
 use crate::{
     config::{RegistryKind, Settings},
     domain::TenantId,
@@ -22,13 +22,14 @@ pub enum Source {
     Database(Store),
 }
 
-/// An entry's version as its source tells it: a change means reload.
+/// An entry's version as its source tells it: a change means reload. Each also tells a
+/// re-registered entry from its predecessor, whose revision count may have been the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revision {
-    /// The file's modification time.
-    File(SystemTime),
-    /// The row's `revision`.
-    Row(i64),
+    /// The file's modification time, inode and size.
+    File(file::FileStamp),
+    /// The row's `revision` and creation time.
+    Row(i64, i64),
 }
 
 /// `settings` JSON of a registry row.
@@ -38,6 +39,8 @@ struct RowSettings {
     security: SecurityOverrides,
     #[serde(default)]
     roles: RoleDefinitions,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    incarnation: Option<Incarnation>,
 }
 
 /// A row as the entry it stores.
@@ -53,6 +56,7 @@ fn entry_of(row: RegistryEntry) -> Result<TenantFile, FileError> {
         active: row.active,
         security: settings.security,
         roles: settings.roles,
+        incarnation: settings.incarnation,
     })
 }
 
@@ -99,7 +103,7 @@ impl Source {
                     .await
                     .map_err(store_error)?
                     .ok_or(FileError::Missing)?;
-                let revision = Revision::Row(row.revision);
+                let revision = Revision::Row(row.revision, row.created_at);
                 Ok((entry_of(row)?, revision))
             }
         }
@@ -108,12 +112,12 @@ impl Source {
     /// `id`'s current revision; `None` once it is gone. One `stat` or one indexed query.
     pub async fn revision(&self, id: &TenantId) -> Result<Option<Revision>, FileError> {
         match self {
-            Self::Files(dir) => Ok(file::modified(&file::path_of(dir, id)).map(Revision::File)),
+            Self::Files(dir) => Ok(file::stamp(&file::path_of(dir, id)).map(Revision::File)),
             Self::Database(store) => Ok(store
                 .registry_revision(id.as_str())
                 .await
                 .map_err(store_error)?
-                .map(Revision::Row)),
+                .map(|(revision, created)| Revision::Row(revision, created))),
         }
     }
 
@@ -129,6 +133,7 @@ impl Source {
                 let settings = serde_json::to_value(RowSettings {
                     security: entry.security.clone(),
                     roles: entry.roles.clone(),
+                    incarnation: entry.incarnation,
                 })
                 .expect("BUG: registry settings serialise");
                 let row = RegistryEntry {
@@ -138,6 +143,7 @@ impl Source {
                     active: entry.active,
                     settings,
                     revision: 1,
+                    created_at: 0,
                 };
                 store
                     .insert_registry_entry(&row)

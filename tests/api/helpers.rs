@@ -506,6 +506,15 @@ impl TestApp {
         cmd
     }
 
+    /// The registration identity in tenant `id`'s registry file (its key derives from it).
+    pub fn incarnation(&self, id: &str) -> Option<vigia::tenancy::Incarnation> {
+        let path = self.settings.tenants.dir.join(format!("{id}.toml"));
+        let text = std::fs::read_to_string(path).expect("tenant file");
+        toml::from_str::<vigia::tenancy::TenantFile>(&text)
+            .expect("tenant file parses")
+            .incarnation
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.settings.data_dir.clone()
     }

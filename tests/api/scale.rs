@@ -91,7 +91,7 @@ async fn one_process_serves_more_tenants_than_it_may_open_files() {
                     header
                 },
                 &claims,
-                &EncodingKey::from_secret(&secret.derive(&scope)),
+                &EncodingKey::from_secret(&secret.derive(&scope, app.incarnation(&id))),
             )
             .expect("signed");
             let resp = client

@@ -3,8 +3,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use vigia::store::DatabaseUrl;
+
 use crate::helpers::{
-    PASSWORD, TENANT, UserSpec, assert_error, backend_tests, eventually, spawn_app,
+    AppOptions, Backend, PASSWORD, TENANT, TestApp, UserSpec, assert_error, backend_tests,
+    eventually, spawn_app, spawn_app_with,
 };
 
 backend_tests! {
@@ -286,5 +289,111 @@ backend_tests! {
                 .status(),
             StatusCode::OK
         );
+    }
+}
+
+/// Removes tenant `id` the way an operator offboards it by hand: its registry entry and its
+/// database.
+async fn offboard_by_hand(app: &TestApp, id: &str) {
+    let entry: vigia::tenancy::TenantFile = toml::from_str(
+        &std::fs::read_to_string(app.settings.tenants.dir.join(format!("{id}.toml")))
+            .expect("entry"),
+    )
+    .expect("parses");
+    std::fs::remove_file(app.settings.tenants.dir.join(format!("{id}.toml"))).expect("removed");
+    vigia::store::drop_database(&DatabaseUrl::parse(&entry.database_url).expect("url")).await;
+}
+
+backend_tests! {
+    async fn a_tenant_registered_again_never_accepts_its_predecessors_tokens(backend) {
+        // Security review 2, item 5: offboard `x`, register `x` again with a new user whose id
+        // is also 1; the old admin's token must not answer as the new user (nor at all).
+        let app = spawn_app_with(AppOptions {
+            backend: backend.clone(),
+            overrides: vec![("tenants.recheck_millis".into(), "50".into())],
+            ..Default::default()
+        })
+        .await;
+        app.provision_tenant("x").await;
+        let old_admin = app.create_user(Some("x"), UserSpec::juan()).await;
+        let old_token = app.token(Some("x"), "juan.perez").await;
+        assert_eq!(app.whoami(&old_token, None).await.status(), StatusCode::OK);
+        let first = app.incarnation("x").expect("a new registration has an identity");
+
+        offboard_by_hand(&app, "x").await;
+        app.provision_tenant("x").await;
+        let successor = app
+            .create_user(Some("x"), UserSpec::new("helpdesk").roles(&["qf"]))
+            .await;
+        assert_eq!(successor, old_admin, "the successor's user has the same id");
+        assert_ne!(app.incarnation("x"), Some(first), "and the registration a new identity");
+
+        let new_token = eventually(Duration::from_secs(10), || async {
+            let resp = app.login(Some("x"), "helpdesk", PASSWORD).await;
+            if resp.status() != StatusCode::OK {
+                return None;
+            }
+            let body: Value = resp.json().await.ok()?;
+            body["access_token"].as_str().map(str::to_owned)
+        })
+        .await;
+        let whoami: Value = app.whoami(&new_token, None).await.json().await.expect("json");
+        assert_eq!(whoami["username"], "helpdesk");
+
+        for tenant in [None, Some("x")] {
+            assert_error(app.whoami(&old_token, tenant).await, StatusCode::UNAUTHORIZED).await;
+            assert_error(app.me(&old_token, tenant).await, StatusCode::UNAUTHORIZED).await;
+        }
+        let restarted = app.restart().await;
+        assert_error(restarted.me(&old_token, None).await, StatusCode::UNAUTHORIZED).await;
+        assert_eq!(restarted.me(&new_token, None).await.status(), StatusCode::OK);
+    }
+}
+
+backend_tests! {
+    async fn a_token_naming_a_tenant_opens_its_database_only_once_its_signature_checks_out(backend) {
+        // Security review 2, item 5: an unsigned token naming a tenant used to open (create,
+        // migrate) that tenant's database before its signature was checked.
+        let app = spawn_app(backend.clone()).await;
+        let entry: vigia::tenancy::TenantFile = toml::from_str(
+            &std::fs::read_to_string(app.settings.tenants.dir.join(format!("{TENANT}.toml")))
+                .expect("entry"),
+        )
+        .expect("parses");
+        let url = DatabaseUrl::parse(&entry.database_url).expect("url");
+        // The server has not touched the tenant yet; take its database away to see whether a
+        // request opens (or recreates) it.
+        vigia::store::drop_database(&url).await;
+        let sqlite_file = app.settings.tenant_sqlite_dir().join(format!("{TENANT}.db"));
+
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({
+            "sub": "1", "uid": 1, "username": "juan.perez", "email": "juan.perez@example.com",
+            "role": "admin", "roles": ["admin"], "tenant": TENANT, "trace": "x", "iat": now,
+            "exp": now + 600, "jti": "forged", "ver": 0
+        });
+        let b64 = |v: &Value| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let unsigned = format!("{}.{}.", b64(&serde_json::json!({"alg": "none", "typ": "JWT"})), b64(&claims));
+        let wrong_key = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(b"not the tenant's key"),
+        )
+        .expect("signed");
+        for token in [&unsigned, &wrong_key] {
+            for header in [None, Some(TENANT)] {
+                assert_error(app.whoami(token, header).await, StatusCode::UNAUTHORIZED).await;
+                assert_error(app.me(token, header).await, StatusCode::UNAUTHORIZED).await;
+            }
+        }
+        if backend == Backend::Sqlite {
+            assert!(!sqlite_file.exists(), "no database was created for a forged token");
+        }
+        // A real login does need the database, and says it is unavailable.
+        let resp = app.login(Some(TENANT), "juan.perez", PASSWORD).await;
+        assert!(resp.status().is_server_error() || resp.status() == StatusCode::UNAUTHORIZED);
     }
 }

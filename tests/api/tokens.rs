@@ -22,8 +22,10 @@ fn secret() -> ServerSecret {
     ServerSecret::new(SECRET.as_bytes().to_vec())
 }
 
-fn key_of(scope: &Scope) -> EncodingKey {
-    EncodingKey::from_secret(&secret().derive(scope))
+/// The signing key of `scope` in `app` (a tenant's derives from its registration too).
+fn key_of(app: &TestApp, scope: &Scope) -> EncodingKey {
+    let incarnation = scope.tenant().and_then(|id| app.incarnation(id.as_str()));
+    EncodingKey::from_secret(&secret().derive(scope, incarnation))
 }
 
 /// A header as the server writes it: the algorithm and the signing secret's `kid`.
@@ -54,15 +56,15 @@ async fn claims(app: &TestApp) -> Value {
     })
 }
 
-fn sign(claims: &Value, scope: &Scope) -> String {
-    jsonwebtoken::encode(&header(Algorithm::HS256), claims, &key_of(scope)).expect("signed")
+fn sign(app: &TestApp, claims: &Value, scope: &Scope) -> String {
+    jsonwebtoken::encode(&header(Algorithm::HS256), claims, &key_of(app, scope)).expect("signed")
 }
 
 backend_tests! {
     async fn a_token_forged_with_the_right_derived_key_is_accepted(backend) {
         // Guards the other tests in this file: their refusals come from what they change.
         let app = spawn_app(backend.clone()).await;
-        let token = sign(&claims(&app).await, &acme());
+        let token = sign(&app, &claims(&app).await, &acme());
         assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
         assert_eq!(app.me(&token, None).await.status(), StatusCode::OK);
     }
@@ -75,7 +77,7 @@ backend_tests! {
         c["iat"] = json!(now() - 7200);
         c["exp"] = json!(now() - 3600);
         let detail = assert_error(
-            app.me(&sign(&c, &acme()), Some(TENANT)).await,
+            app.me(&sign(&app, &c, &acme()), Some(TENANT)).await,
             StatusCode::UNAUTHORIZED,
         )
         .await;
@@ -92,7 +94,7 @@ backend_tests! {
         ] {
             let mut c = full.clone();
             c.as_object_mut().expect("object").remove(claim);
-            let resp = app.me(&sign(&c, &acme()), Some(TENANT)).await;
+            let resp = app.me(&sign(&app, &c, &acme()), Some(TENANT)).await;
             assert_error(resp, StatusCode::UNAUTHORIZED).await;
         }
     }
@@ -111,15 +113,15 @@ backend_tests! {
         assert_error(app.me(&raw, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
 
         let hs512 =
-            jsonwebtoken::encode(&header(Algorithm::HS512), &c, &key_of(&acme())).expect("signed");
+            jsonwebtoken::encode(&header(Algorithm::HS512), &c, &key_of(&app, &acme())).expect("signed");
         assert_error(app.me(&hs512, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
 
         // Right key and algorithm, but no kid, or a kid of no configured secret.
-        let no_kid = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &key_of(&acme())).expect("signed");
+        let no_kid = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &c, &key_of(&app, &acme())).expect("signed");
         assert_error(app.me(&no_kid, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
         let mut other = header(Algorithm::HS256);
         other.kid = Some("0123456789abcdef".into());
-        let wrong_kid = jsonwebtoken::encode(&other, &c, &key_of(&acme())).expect("signed");
+        let wrong_kid = jsonwebtoken::encode(&other, &c, &key_of(&app, &acme())).expect("signed");
         assert_error(app.me(&wrong_kid, Some(TENANT)).await, StatusCode::UNAUTHORIZED).await;
 
         // alg "none": header and payload, empty signature.
@@ -243,14 +245,14 @@ backend_tests! {
         let base = claims(&app).await;
         let mut future_iat = base.clone();
         future_iat["iat"] = json!(now() + 3600);
-        assert_error(app.me(&sign(&future_iat, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
+        assert_error(app.me(&sign(&app, &future_iat, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
         let mut future_nbf = base.clone();
         future_nbf["nbf"] = json!(now() + 3600);
-        assert_error(app.me(&sign(&future_nbf, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
+        assert_error(app.me(&sign(&app, &future_nbf, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
         // Within the leeway a slightly fast client clock is tolerated.
         let mut skewed = base;
         skewed["iat"] = json!(now() + 5);
-        assert_eq!(app.me(&sign(&skewed, &acme()), None).await.status(), StatusCode::OK);
+        assert_eq!(app.me(&sign(&app, &skewed, &acme()), None).await.status(), StatusCode::OK);
     }
 }
 
@@ -259,7 +261,7 @@ backend_tests! {
         let app = spawn_app(backend.clone()).await;
         let mut c = claims(&app).await;
         c["ver"] = json!(1);
-        let detail = assert_error(app.me(&sign(&c, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
+        let detail = assert_error(app.me(&sign(&app, &c, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
         assert!(detail.contains("revoked"), "{detail}");
     }
 }
