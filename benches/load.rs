@@ -344,7 +344,10 @@ async fn orchestrate() -> anyhow::Result<()> {
         email: Email::parse("juan.perez@example.com")?,
         full_name: Some(vigia::domain::FullName::parse("Juan Pérez García")?),
         password_hash: hasher
-            .hash(Password::parse("SecurePass123".into(), "password")?)
+            .hash(
+                &vigia::domain::Scope::Legacy,
+                Password::parse("SecurePass123".into(), "password")?,
+            )
             .await?,
         is_active: true,
         empleado_id: Some(456),

@@ -40,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
         email: Email::parse("known.user@example.com")?,
         full_name: None,
         password_hash: hasher
-            .hash(Password::parse("SecurePass123".into(), "password")?)
+            .hash(
+                &vigia::domain::Scope::Legacy,
+                Password::parse("SecurePass123".into(), "password")?,
+            )
             .await?,
         is_active: true,
         empleado_id: None,

@@ -12,7 +12,7 @@ use crate::{
     api,
     auth::password::Hasher,
     config::Settings,
-    domain::{Email, FullName, Password, Permissions, Role, Roles, TenantId, Username},
+    domain::{Email, FullName, Password, Permissions, Role, Roles, Scope, TenantId, Username},
     startup::Application,
     store::{
         DatabaseUrl, PoolSettings, Store,
@@ -255,7 +255,9 @@ async fn user_create(settings: &Settings, args: UserCreate) -> anyhow::Result<()
         username: Username::parse(&args.username)?,
         email: Email::parse(&args.email)?,
         full_name: args.full_name.as_deref().map(FullName::parse).transpose()?,
-        password_hash: Hasher::new(&settings.argon2)?.hash(password).await?,
+        password_hash: Hasher::new(&settings.argon2)?
+            .hash(&Scope::Legacy, password)
+            .await?,
         is_active: !args.inactive,
         empleado_id: args.empleado_id,
         permissions,

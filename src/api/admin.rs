@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use super::{ApiTags, AppState};
 use crate::{
     auth::check_new_password,
-    domain::{Email, FullName, Password, Permissions, Role, Roles, TenantId, Username},
+    domain::{Email, FullName, Password, Permissions, Role, Roles, Scope, TenantId, Username},
     error::{ApiError, Error},
     store::{DatabaseUrl, users::NewUser},
     tenancy::{
@@ -193,7 +193,7 @@ impl AdminApi {
             password_hash: state
                 .auth
                 .hasher
-                .hash(password)
+                .hash(&Scope::Tenant(id.clone()), password)
                 .await
                 .map_err(Error::from)?,
             is_active: true,

@@ -57,7 +57,10 @@ impl Auth {
             &account.password,
             "password",
         )?;
-        let password_hash = self.hasher.hash(account.password).await?;
+        let password_hash = self
+            .hasher
+            .hash(&admin.tenant.scope, account.password)
+            .await?;
         let user = NewUser {
             username: account.username,
             email: account.email,

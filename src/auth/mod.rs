@@ -9,6 +9,7 @@
 //!   audit record in the same transaction as its change.
 
 pub mod accounts;
+pub mod fair_queue;
 pub mod password;
 pub mod permissions;
 pub mod session;
@@ -133,6 +134,14 @@ pub struct Auth {
     metrics: Arc<Metrics>,
 }
 
+/// The refusal of a locked account (or name), for `wait` more seconds.
+fn locked(wait: i64) -> Error {
+    Error::TooManyRequests {
+        detail: "Too many failed login attempts, retry later".into(),
+        retry_after_seconds: wait.max(1),
+    }
+}
+
 /// An audit record of an anonymous request about `subject`.
 fn anonymous_event(
     event_type: AuditType,
@@ -237,14 +246,14 @@ impl Auth {
                 json!({"reason": "locked"}),
             );
             store.record_audit(&event).await?;
-            return Err(Error::TooManyRequests {
-                detail: "Too many failed login attempts, retry later".into(),
-                retry_after_seconds: (until - now).max(1),
-            });
+            return Err(locked(until - now));
         };
 
         let stored = user.as_ref().map(|u| u.password_hash.as_str());
-        let verified = self.hasher.verify(password.clone(), stored).await?;
+        let verified = self
+            .hasher
+            .verify(&tenant.scope, password.clone(), stored)
+            .await?;
         let Some(user) = user.filter(|_| verified.matches) else {
             let event = anonymous_event(
                 AuditType::LoginFailed,
@@ -290,7 +299,7 @@ impl Auth {
         }
 
         if verified.needs_rehash {
-            self.rehash_in_background(&store, &user, password);
+            self.rehash_in_background(&tenant.scope, &store, &user, password);
         }
         let (access_token, claims) = self
             .tokens
@@ -352,12 +361,13 @@ impl Auth {
     }
 
     /// Upgrades a hash made with older parameters; a failure only costs the upgrade.
-    fn rehash_in_background(&self, store: &Store, user: &User, password: Password) {
+    fn rehash_in_background(&self, scope: &Scope, store: &Store, user: &User, password: Password) {
         let hasher = self.hasher.clone();
         let store = store.clone();
         let user_id = user.id;
+        let scope = scope.clone();
         tokio::spawn(async move {
-            let outcome = match hasher.hash(password).await {
+            let outcome = match hasher.hash(&scope, password).await {
                 Ok(hash) => store
                     .upgrade_password_hash(user_id, &hash)
                     .await
@@ -567,21 +577,52 @@ impl Auth {
             &new,
             "new_password",
         )?;
+        // A wrong current password is a failed login of the account (a stolen token must not
+        // allow unlimited guesses): the attempt is reserved before any hash, as at login.
+        let tenant = &principal.tenant;
+        let policy = &tenant.policy;
+        let store = tenant.store().await?;
+        let now = now();
+        let attempt = store
+            .reserve_login_attempt(user.id, now, policy.lockout_window)
+            .await?;
+        let threshold = i64::from(policy.lockout_threshold);
+        let Some(attempt) = attempt.filter(|n| *n <= threshold) else {
+            let until = store.locked_until(user.id).await?;
+            let until = until.unwrap_or(now + policy.lockout_duration);
+            let details = json!({"reason": "locked", "via": "change_password"});
+            store
+                .record_audit(&principal.event(AuditType::LoginFailed, Some(user), details))
+                .await?;
+            return Err(locked(until - now));
+        };
         let verified = self
             .hasher
-            .verify(current, Some(&principal.user.password_hash))
+            .verify(&tenant.scope, current, Some(&user.password_hash))
             .await?;
         if !verified.matches {
+            let details =
+                json!({"reason": "bad_credentials", "via": "change_password", "attempt": attempt});
+            store
+                .record_audit(&principal.event(AuditType::LoginFailed, Some(user), details))
+                .await?;
+            if attempt >= threshold {
+                self.lock(
+                    tenant,
+                    Some(user.id),
+                    &user.username,
+                    attempt,
+                    now,
+                    &principal.meta,
+                )
+                .await?;
+            }
             return Err(Error::WrongPassword);
         }
-        let hash = self.hasher.hash(new).await?;
+        let hash = self.hasher.hash(&tenant.scope, new).await?;
         let event = principal.event(AuditType::PasswordChanged, Some(&principal.user), json!({}));
-        let tenant = &principal.tenant;
-        tenant
-            .store()
-            .await?
-            .set_password(principal.user.id, &hash, &event)
-            .await?;
+        // Also clears the failed attempts, this one included.
+        store.set_password(principal.user.id, &hash, &event).await?;
         tenant.forget_user(principal.user.id).await;
         Ok(())
     }
@@ -603,7 +644,7 @@ impl Auth {
             .await?
             .ok_or_else(|| Error::NotFound("User not found".into()))?;
         check_policy(tenant, &user.username, &user.email, &new, "new_password")?;
-        let hash = self.hasher.hash(new).await?;
+        let hash = self.hasher.hash(&tenant.scope, new).await?;
         let event = match actor {
             Some(actor) => actor.event(AuditType::PasswordReset, Some(&user), json!({})),
             None => anonymous_event(

@@ -3,18 +3,22 @@
 //!
 //! Each hash holds ~19 MiB while it runs, so both the running jobs (`workers`, one per core by
 //! default) and the waiting ones (`queue`) are bounded; past the bound the caller gets
-//! [`HashError::Busy`] (HTTP 503 + `Retry-After`) instead of unbounded memory. An unknown user
+//! [`HashError::Busy`] (HTTP 503 + `Retry-After`) instead of unbounded memory. The queue is
+//! shared fairly between scopes ([`super::fair_queue`]): one tenant's flood of logins cannot
+//! push another tenant's logins out. An unknown user
 //! is verified against a dummy hash of the same parameters, so a miss costs what a hit costs.
 
 use std::sync::Arc;
 
+use super::fair_queue::{FairQueue, Full, Task};
+use crate::{
+    config::Argon2Settings,
+    domain::{Password, Scope},
+};
 use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version,
     password_hash::phc::{Output, ParamsString, Salt},
 };
-use tokio::sync::Semaphore;
-
-use crate::{config::Argon2Settings, domain::Password};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -38,41 +42,48 @@ pub struct Hasher {
     params: Params,
     /// Verified against when the user does not exist.
     dummy_hash: Arc<str>,
-    /// Permits for jobs running or waiting (`workers + queue`).
-    admitted: Arc<Semaphore>,
-    /// `workers + queue`.
-    capacity: usize,
-    /// Feeds the hashing threads.
-    jobs: std::sync::mpsc::Sender<Job>,
+    /// The hashing threads and their queue, shared fairly between scopes.
+    workers: Arc<Workers>,
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Starts the hashing threads: a fixed set, each holding one argon2 working buffer (`MEMORY`)
-/// for its lifetime. On tokio's blocking pool, whichever thread ran a job allocated 19 MiB and
-/// each allocator arena kept a copy (measured: ~400 MB resident after a login load). They stop
+/// The hashing threads: a fixed set, each holding one argon2 working buffer (`MEMORY`) for its
+/// lifetime. On tokio's blocking pool, whichever thread ran a job allocated 19 MiB and each
+/// allocator arena kept a copy (measured: ~400 MB resident after a login load). They stop
 /// when the last `Hasher` clone is dropped.
-fn start_workers(count: usize) -> anyhow::Result<std::sync::mpsc::Sender<Job>> {
-    let (sender, receiver) = std::sync::mpsc::channel::<Job>();
-    let receiver = Arc::new(std::sync::Mutex::new(receiver));
-    for i in 0..count {
-        let receiver = receiver.clone();
-        std::thread::Builder::new()
-            .name(format!("vigia-hash-{i}"))
-            .spawn(move || {
-                loop {
-                    let next = receiver
-                        .lock()
-                        .map_err(drop)
-                        .and_then(|r| r.recv().map_err(drop));
-                    match next {
-                        Ok(job) => job(),
-                        Err(()) => break,
-                    }
-                }
-            })?;
+struct Workers(Arc<FairQueue<Scope>>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.0.stop();
     }
-    Ok(sender)
+}
+
+/// A hashing job and where its caller waits for the result.
+struct Job<F, T> {
+    work: F,
+    done: tokio::sync::oneshot::Sender<Result<T, HashError>>,
+}
+
+impl<F, T> Task for Job<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(self: Box<Self>) -> Box<dyn FnOnce() + Send> {
+        let output = (self.work)();
+        let done = self.done;
+        Box::new(move || {
+            let _ = done.send(Ok(output));
+        })
+    }
+
+    fn refuse(self: Box<Self>) {
+        let _ = self.done.send(Err(HashError::Busy));
+    }
+
+    fn abandoned(&self) -> bool {
+        self.done.is_closed()
+    }
 }
 
 impl Hasher {
@@ -92,39 +103,41 @@ impl Hasher {
         let dummy_hash = hash_now(&params, uuid::Uuid::new_v4().as_bytes())
             .map_err(|e| anyhow::anyhow!(e))?
             .into();
+        let queue = FairQueue::start("vigia-hash", workers, workers + settings.queue)?;
         Ok(Self {
             params,
             dummy_hash,
-            admitted: Arc::new(Semaphore::new(workers + settings.queue)),
-            capacity: workers + settings.queue,
-            jobs: start_workers(workers)?,
+            workers: Arc::new(Workers(queue)),
         })
     }
 
     /// Hashes admitted and not finished: running, or queued for a hashing thread.
     pub fn in_flight(&self) -> usize {
-        self.capacity
-            .saturating_sub(self.admitted.available_permits())
+        self.workers.0.in_flight()
     }
 
-    /// Hashes a new password (PHC string).
-    pub async fn hash(&self, password: Password) -> Result<String, HashError> {
+    /// Hashes a new password (PHC string), in `scope`'s share of the hashing threads.
+    pub async fn hash(&self, scope: &Scope, password: Password) -> Result<String, HashError> {
         let params = self.params.clone();
-        self.run(move || with_memory(|memory| hash_in(memory, &params, password.as_bytes())))
-            .await?
-            .map_err(HashError::Internal)
+        self.run(scope, move || {
+            with_memory(|memory| hash_in(memory, &params, password.as_bytes()))
+        })
+        .await?
+        .map_err(HashError::Internal)
     }
 
-    /// Checks `password` against `stored`, or against the dummy hash when there is no user.
+    /// Checks `password` against `stored`, or against the dummy hash when there is no user, in
+    /// `scope`'s share of the hashing threads.
     pub async fn verify(
         &self,
+        scope: &Scope,
         password: Password,
         stored: Option<&str>,
     ) -> Result<Verified, HashError> {
         let known = stored.is_some();
         let stored: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let params = self.params.clone();
-        self.run(move || {
+        self.run(scope, move || {
             let Ok(hash) = PasswordHash::new(&stored) else {
                 tracing::error!("a stored password hash is not a valid PHC string");
                 return Verified {
@@ -147,31 +160,20 @@ impl Hasher {
         .await
     }
 
-    /// Runs `job` on a hashing thread once admitted; the permit travels with the job, so an
-    /// abandoned request cannot let more hashes queue than the bound.
+    /// Runs `work` on a hashing thread once admitted to `scope`'s share of the queue.
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        scope: &Scope,
+        work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let admitted = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| HashError::Busy)?;
         let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let output = job();
-            // The slot is freed before the answer goes out: a caller that has its answer never
-            // finds its own hash still counted (in `in_flight`, the queue bound, the metrics).
-            drop(admitted);
-            let _ = done.send(output);
-        });
-        self.jobs
-            .send(job)
-            .map_err(|_| HashError::Internal("the hashing threads stopped".into()))?;
+        self.workers
+            .0
+            .submit(scope, Box::new(Job { work, done }))
+            .map_err(|Full| HashError::Busy)?;
         result
             .await
-            .map_err(|_| HashError::Internal("a hashing job was lost".into()))
+            .map_err(|_| HashError::Internal("a hashing job was lost".into()))?
     }
 }
 
@@ -261,10 +263,13 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_report_stale_parameters() {
         let hasher = Hasher::new(&cheap()).expect("hasher");
-        let hash = hasher.hash(pw("SecurePass123")).await.expect("hash");
+        let hash = hasher
+            .hash(&Scope::Legacy, pw("SecurePass123"))
+            .await
+            .expect("hash");
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         let ok = hasher
-            .verify(pw("SecurePass123"), Some(&hash))
+            .verify(&Scope::Legacy, pw("SecurePass123"), Some(&hash))
             .await
             .expect("verify");
         assert_eq!(
@@ -275,12 +280,12 @@ mod tests {
             }
         );
         let bad = hasher
-            .verify(pw("WrongPass123"), Some(&hash))
+            .verify(&Scope::Legacy, pw("WrongPass123"), Some(&hash))
             .await
             .expect("verify");
         assert!(!bad.matches);
         let unknown = hasher
-            .verify(pw("SecurePass123"), None)
+            .verify(&Scope::Legacy, pw("SecurePass123"), None)
             .await
             .expect("verify");
         assert!(!unknown.matches);
@@ -291,7 +296,7 @@ mod tests {
         })
         .expect("hasher");
         let stale = stronger
-            .verify(pw("SecurePass123"), Some(&hash))
+            .verify(&Scope::Legacy, pw("SecurePass123"), Some(&hash))
             .await
             .expect("verify");
         assert_eq!(
@@ -322,18 +327,6 @@ mod tests {
             &mut vec![Block::default(); 64],
             b"SecurePass123",
             &ours
-        ));
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_answers_busy_instead_of_waiting() {
-        let hasher = Hasher::new(&cheap()).expect("hasher");
-        // Hold both admission permits (1 worker + 1 queued) as running jobs would.
-        let _a = hasher.admitted.clone().try_acquire_owned().expect("permit");
-        let _b = hasher.admitted.clone().try_acquire_owned().expect("permit");
-        assert!(matches!(
-            hasher.hash(pw("SecurePass123")).await,
-            Err(HashError::Busy)
         ));
     }
 }

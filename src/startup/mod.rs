@@ -13,7 +13,7 @@ use crate::{
     api::{self, AppState},
     auth::{Auth, password::Hasher, token::TokenService},
     config::{Environment, Settings},
-    domain::{Email, Password, TenantId},
+    domain::{Email, Password, Scope, TenantId},
     metrics::Metrics,
     store::{
         DatabaseUrl, PoolSettings, Store,
@@ -141,7 +141,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 /// The API document's example, so its curl and Python examples work on a first run.
 async fn seed_demo(settings: &Settings, hasher: &Hasher) -> anyhow::Result<()> {
     let password = Password::parse(DEMO_PASSWORD.into(), "password")?;
-    let user = provision::demo_user(hasher.hash(password).await?)?;
+    let user = provision::demo_user(hasher.hash(&Scope::Legacy, password).await?)?;
     let tenant = NewTenant {
         id: TenantId::parse(DEMO_TENANT)?,
         database_url: None,

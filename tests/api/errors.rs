@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{TENANT, assert_error, backend_tests, spawn_app};
+use crate::helpers::{AppOptions, TENANT, assert_error, backend_tests, spawn_app, spawn_app_with};
 
 backend_tests! {
     async fn unknown_routes_and_wrong_methods_use_the_error_shape(backend) {
@@ -83,7 +83,14 @@ backend_tests! {
 
 backend_tests! {
     async fn sql_injection_strings_are_just_data(backend) {
-        let app = spawn_app(backend.clone()).await;
+        // Each hostile current password below is a failed login of juan: keep the lockout out
+        // of this test's way.
+        let app = spawn_app_with(AppOptions {
+            backend: backend.clone(),
+            overrides: vec![("security.lockout_threshold".into(), "50".into())],
+            ..Default::default()
+        })
+        .await;
         let token = app.token(Some(TENANT), "juan.perez").await;
         let hostile = [
             "' OR '1'='1",

@@ -105,7 +105,10 @@ async fn password_hash(settings: &Settings) -> String {
     }
     let hasher = Hasher::new(&settings.argon2).expect("hasher");
     let hash = hasher
-        .hash(Password::parse(PASSWORD.into(), "password").expect("valid"))
+        .hash(
+            &vigia::domain::Scope::Legacy,
+            Password::parse(PASSWORD.into(), "password").expect("valid"),
+        )
         .await
         .expect("hash");
     HASH.get_or_init(|| hash).clone()
@@ -417,7 +420,12 @@ impl TestApp {
 
     /// Logs in and returns the access token, asserting success.
     pub async fn token(&self, tenant: Option<&str>, username: &str) -> String {
-        let resp = self.login(tenant, username, PASSWORD).await;
+        self.token_with(tenant, username, PASSWORD).await
+    }
+
+    /// A token of `username`, whose password is `password`.
+    pub async fn token_with(&self, tenant: Option<&str>, username: &str, password: &str) -> String {
+        let resp = self.login(tenant, username, password).await;
         assert_eq!(resp.status(), StatusCode::OK, "login of {username} failed");
         let body: Value = resp.json().await.expect("json");
         body["access_token"].as_str().expect("token").to_owned()

@@ -1,7 +1,10 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{PASSWORD, TENANT, UserSpec, assert_error, backend_tests, spawn_app};
+use crate::helpers::{
+    AppOptions, PASSWORD, TENANT, UserSpec, assert_error, backend_tests, eventually, spawn_app,
+    spawn_app_with,
+};
 
 fn claims_of(token: &str) -> (Value, Value) {
     use base64::Engine;
@@ -296,5 +299,72 @@ backend_tests! {
             .await
             .expect("sent");
         assert_error(resp, StatusCode::NOT_FOUND).await;
+    }
+}
+
+backend_tests! {
+    async fn a_tenants_flood_of_logins_never_makes_another_tenants_correct_logins_fail(backend) {
+        // Security review 2, item 4: every tenant shared one hashing queue, so one tenant's
+        // flood pushed other tenants' logins to 503. One hashing thread and a queue of four
+        // make the flood saturate it at once.
+        let app = spawn_app_with(AppOptions {
+            backend: backend.clone(),
+            overrides: vec![
+                ("argon2.workers".into(), "1".into()),
+                ("argon2.queue".into(), "4".into()),
+                ("security.login_attempts_per_ip_per_minute".into(), "1000000".into()),
+            ],
+            ..Default::default()
+        })
+        .await;
+        app.provision_tenant("flooder").await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood: Vec<_> = (0..24)
+            .map(|worker| {
+                let (client, url, stop) = (app.client.clone(), app.url("/api/v1/auth/login"), stop.clone());
+                tokio::spawn(async move {
+                    let mut refused = 0u32;
+                    let mut attempt = 0u32;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        attempt += 1;
+                        // A new unknown name each time: no lockout ends the flood early.
+                        let name = format!("nobody-{worker}-{attempt}");
+                        let resp = client
+                            .post(&url)
+                            .header("X-Tenant", "flooder")
+                            .form(&[("username", name.as_str()), ("password", "Wrong-Pass-1")])
+                            .send()
+                            .await
+                            .expect("sent");
+                        if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+                            refused += 1;
+                        }
+                    }
+                    refused
+                })
+            })
+            .collect();
+        // The flood saturates the hasher: its own requests start being refused.
+        let saturated = eventually(std::time::Duration::from_secs(20), || async {
+            let name = format!("probe-{}", rand::random::<u32>());
+            let resp = app.login(Some("flooder"), &name, "Wrong-Pass-1").await;
+            (resp.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+        })
+        .await;
+        let mut outcomes = Vec::new();
+        for _ in 0..10 {
+            outcomes.push(app.login(Some(TENANT), "juan.perez", PASSWORD).await.status());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut refused = 0;
+        for worker in flood {
+            refused += worker.await.expect("flood worker");
+        }
+        let () = saturated;
+        assert!(refused > 0, "the flood saturated the hasher");
+        assert!(
+            outcomes.iter().all(|s| *s == StatusCode::OK),
+            "every correct login of the other tenant succeeded: {outcomes:?}"
+        );
     }
 }

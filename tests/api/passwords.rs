@@ -2,7 +2,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    AppOptions, PASSWORD, TENANT, UserSpec, assert_error, backend_tests, spawn_app, spawn_app_with,
+    AppOptions, PASSWORD, TENANT, UserSpec, assert_error, audit, backend_tests, spawn_app,
+    spawn_app_with,
 };
 
 backend_tests! {
@@ -208,5 +209,60 @@ backend_tests! {
                 .status(),
             StatusCode::OK
         );
+    }
+}
+
+backend_tests! {
+    async fn wrong_current_passwords_count_as_failed_logins_and_lock_the_account(backend) {
+        // Security review 2, item 4: a stolen token used to allow unlimited guesses of the
+        // current password.
+        let app = spawn_app(backend.clone()).await;
+        let token = app.token(Some(TENANT), "juan.perez").await;
+        let admin = app.token(Some(TENANT), "juan.perez").await;
+        for guess in 1..=5 {
+            assert_error(
+                app.change_password(&token, &format!("Guess-{guess}-Pass"), "NewSecurePass456").await,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await;
+        }
+        // The threshold (5) is reached: the account is locked, for guesses and logins alike,
+        // even with the right password.
+        let sixth = app.change_password(&token, PASSWORD, "NewSecurePass456").await;
+        let wait: u64 = sixth
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After seconds");
+        assert!(wait > 0 && wait <= 15 * 60, "{wait}");
+        assert_error(sixth, StatusCode::TOO_MANY_REQUESTS).await;
+        assert_error(app.login(Some(TENANT), "juan.perez", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS).await;
+
+        let failed = audit(&app, &admin, "type=login_failed").await;
+        let via_change: Vec<_> = failed
+            .iter()
+            .filter(|e| e["details"]["via"] == "change_password")
+            .collect();
+        assert_eq!(via_change.len(), 6, "five wrong guesses and one refusal while locked");
+        assert_eq!(audit(&app, &admin, "type=account_locked").await.len(), 1);
+    }
+}
+
+backend_tests! {
+    async fn a_right_current_password_clears_earlier_wrong_guesses(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let token = app.token(Some(TENANT), "juan.perez").await;
+        for guess in 1..=4 {
+            let resp = app.change_password(&token, &format!("Guess-{guess}-Pass"), "NewSecurePass456").await;
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(app.change_password(&token, PASSWORD, "NewSecurePass456").await.status(), StatusCode::OK);
+        let token = app.token_with(Some(TENANT), "juan.perez", "NewSecurePass456").await;
+        for guess in 1..=4 {
+            let resp = app.change_password(&token, &format!("Guess-{guess}-Pass"), PASSWORD).await;
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "the counter started again");
+        }
+        assert_eq!(app.change_password(&token, "NewSecurePass456", PASSWORD).await.status(), StatusCode::OK);
     }
 }
