@@ -1,5 +1,5 @@
 //! What replicas share through Redis (`redis.url`): counters that have no database row (login
-//! attempts per client address, lockouts of names that match no account), and events that tell
+//! attempts per client address), and events that tell
 //! every replica to drop what it caches (a user changed, a token was revoked, a tenant's entry
 //! changed). Without Redis both stay in-process, and a client sees the same behaviour from a
 //! single server.
@@ -46,23 +46,6 @@ pub fn scope_name(scope: &Scope) -> Option<String> {
         Scope::Tenant(id) => Some(id.to_string()),
     }
 }
-
-/// Atomically counts one attempt against a name in its window and returns its number, or -1
-/// while the name is locked; an expired lock or window starts afresh (the rules of the
-/// database's `RESERVE_ATTEMPT`). KEYS[1]: the name's hash. ARGV: now, window seconds.
-const RESERVE: &str = r"
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local locked = tonumber(redis.call('HGET', KEYS[1], 'locked_until') or '0')
-if locked > now then return -1 end
-local started = tonumber(redis.call('HGET', KEYS[1], 'started') or '-1')
-if locked > 0 or started < 0 or now >= started + window then
-  redis.call('HSET', KEYS[1], 'started', now, 'count', 0, 'locked_until', 0)
-end
-local n = redis.call('HINCRBY', KEYS[1], 'count', 1)
-redis.call('EXPIRE', KEYS[1], 86400)
-return n
-";
 
 impl Redis {
     /// Connects (and checks the connection) when `redis.url` is set.
@@ -122,62 +105,6 @@ impl Redis {
             .query_async(&mut conn)
             .await?;
         Ok(count)
-    }
-
-    fn name_key(&self, scope: &Scope, name: &str) -> String {
-        let scope = scope_name(scope).unwrap_or_default();
-        self.key(&["lockout", &scope, name])
-    }
-
-    /// Reserves an attempt against a name without an account: its number in the window, or
-    /// `None` while the name is locked.
-    pub async fn reserve_name(
-        &self,
-        scope: &Scope,
-        name: &str,
-        now: i64,
-        window_seconds: i64,
-    ) -> anyhow::Result<Option<i64>> {
-        let mut conn = self.connection().await?;
-        let n: i64 = redis::cmd("EVAL")
-            .arg(RESERVE)
-            .arg(1)
-            .arg(self.name_key(scope, name))
-            .arg(now)
-            .arg(window_seconds)
-            .query_async(&mut conn)
-            .await?;
-        Ok((n >= 0).then_some(n))
-    }
-
-    /// When the name's lock ends, if it is locked.
-    pub async fn name_locked_until(
-        &self,
-        scope: &Scope,
-        name: &str,
-    ) -> anyhow::Result<Option<i64>> {
-        let mut conn = self.connection().await?;
-        let until: Option<i64> = redis::cmd("HGET")
-            .arg(self.name_key(scope, name))
-            .arg("locked_until")
-            .query_async(&mut conn)
-            .await?;
-        Ok(until.filter(|u| *u > 0))
-    }
-
-    /// Locks a name until `until` (Unix seconds).
-    pub async fn lock_name(&self, scope: &Scope, name: &str, until: i64) -> anyhow::Result<()> {
-        let key = self.name_key(scope, name);
-        let mut conn = self.connection().await?;
-        let _: () = redis::pipe()
-            .atomic()
-            .hset(&key, "locked_until", until)
-            .ignore()
-            .expire(&key, 86_400)
-            .ignore()
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
     }
 
     /// Tells every replica (this one included) of `event`.

@@ -140,7 +140,8 @@ const REQUEST_ID: &str = "X-Request-Id";
 
 /// Everything around the routes, as one layer: the request ID (accepted or generated, echoed
 /// in `X-Request-Id`), the shared state, the size limits, the operators' routes' absence, the
-/// error shape, the metrics, and one log line after the answer: method, path (never the query,
+/// error shape, `Cache-Control: no-store` on every `/api/` answer (they carry personal data or
+/// tokens), the metrics, and one log line after the answer: method, path (never the query,
 /// which may hold personal data), status, duration, and when authenticated the tenant, user ID
 /// and the token's `trace`.
 ///
@@ -155,6 +156,8 @@ async fn edge(next: Arc<Route>, mut req: Request, state: Arc<AppState>) -> poem:
     });
     req.extensions_mut().insert(context.clone());
     let method = method_label(req.method());
+    // Every API answer may carry personal data (profiles, cases, the audit trail) or a token.
+    let private = req.uri().path().starts_with("/api/");
     // A clone of the URI shares its bytes: no copy of the path per request.
     let logged = tracing::enabled!(tracing::Level::INFO).then(|| req.uri().clone());
     let metrics = state.metrics.clone();
@@ -189,9 +192,14 @@ async fn edge(next: Arc<Route>, mut req: Request, state: Arc<AppState>) -> poem:
             "request"
         );
     }
-    response
-        .headers_mut()
-        .insert(REQUEST_ID, context.id.clone());
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, context.id.clone());
+    if private && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
     Ok(response)
 }
 

@@ -24,7 +24,7 @@ use self::{
     password::Hasher,
     permissions::{Permission, PermissionMap},
     session::{BodyCache, Session},
-    throttle::{AddressLimiter, PhantomLockouts, now},
+    throttle::{AddressLimiter, now},
     token::{Claims, TokenError, TokenService, VerifiedTokens, peek_tenant},
 };
 use crate::{
@@ -130,7 +130,6 @@ pub struct Auth {
     verified: VerifiedTokens,
     bodies: BodyCache,
     addresses: AddressLimiter,
-    phantoms: PhantomLockouts,
     metrics: Arc<Metrics>,
 }
 
@@ -183,7 +182,6 @@ impl Auth {
                 Duration::from_millis(settings.security.user_cache_millis),
             ),
             addresses: AddressLimiter::new(settings.security.login_attempts_per_ip_per_minute),
-            phantoms: PhantomLockouts::new(),
             metrics,
         }
     }
@@ -191,7 +189,7 @@ impl Auth {
     /// Checks a username-or-e-mail and password in `tenant`; issues a token.
     ///
     /// Order: the address's rate limit; then one attempt is reserved atomically (per account
-    /// in its database, per unknown name in memory) *before* any hash is computed, so parallel
+    /// in its database, per unknown name in the same database's `login_name_failures`) *before* any hash is computed, so parallel
     /// attempts can never get more tries than the threshold; a locked name answers 429 without
     /// hashing, whether or not an account exists. Only once the password checked out may the
     /// answer speak of the account (inactive, no roles, expired password).
@@ -227,7 +225,8 @@ impl Auth {
                     .await?
             }
             None => {
-                self.reserve_name(tenant, phantom, now, policy.lockout_window)
+                store
+                    .reserve_name_attempt(phantom, now, policy.lockout_window)
                     .await?
             }
         };
@@ -235,7 +234,7 @@ impl Auth {
         let Some(attempt) = attempt.filter(|n| *n <= threshold) else {
             let until = match user_id {
                 Some(id) => store.locked_until(id).await?,
-                None => self.name_locked_until(tenant, phantom).await?,
+                None => store.name_locked_until(phantom).await?,
             };
             let until = until.unwrap_or(now + policy.lockout_duration);
             let event = anonymous_event(
@@ -342,8 +341,9 @@ impl Auth {
                 tenant.forget_user(id).await;
             }
             None => {
-                self.lock_name(tenant, name, until).await?;
-                tenant.store().await?.record_audit(&event).await?;
+                let store = tenant.store().await?;
+                store.lock_name(name, until).await?;
+                store.record_audit(&event).await?;
             }
         }
         self.metrics.lockout(&tenant_label(&tenant.scope));
@@ -489,8 +489,8 @@ impl Auth {
         }
     }
 
-    /// Counts a login attempt from `addr` (in Redis when replicas share it); `Ok(Err(wait))`
-    /// when over the limit.
+    /// Counts a login attempt from `addr` (an IPv6 client by its /64; in Redis when replicas
+    /// share it); `Ok(Err(wait))` when over the limit.
     async fn hit_address(
         &self,
         tenant: &Tenant,
@@ -501,58 +501,13 @@ impl Auth {
             return Ok(self.addresses.hit(addr, now));
         };
         let count = redis
-            .hit_address(&addr.to_string(), now.div_euclid(60))
+            .hit_address(&throttle::limit_key(addr).to_string(), now.div_euclid(60))
             .await
             .map_err(shared_state_down)?;
         if count > self.addresses.per_minute() {
             Ok(Err((60 - now.rem_euclid(60)).max(1)))
         } else {
             Ok(Ok(()))
-        }
-    }
-
-    /// [`Store::reserve_login_attempt`] for a name that matches no account.
-    async fn reserve_name(
-        &self,
-        tenant: &Tenant,
-        name: &str,
-        now: i64,
-        window: i64,
-    ) -> Result<Option<i64>, Error> {
-        match tenant.redis() {
-            Some(redis) => redis
-                .reserve_name(&tenant.scope, name, now, window)
-                .await
-                .map_err(shared_state_down),
-            None => Ok(self
-                .phantoms
-                .reserve((tenant.scope.clone(), name.to_owned()), now, window)),
-        }
-    }
-
-    async fn name_locked_until(&self, tenant: &Tenant, name: &str) -> Result<Option<i64>, Error> {
-        match tenant.redis() {
-            Some(redis) => redis
-                .name_locked_until(&tenant.scope, name)
-                .await
-                .map_err(shared_state_down),
-            None => Ok(self
-                .phantoms
-                .locked_until((tenant.scope.clone(), name.to_owned()))),
-        }
-    }
-
-    async fn lock_name(&self, tenant: &Tenant, name: &str, until: i64) -> Result<(), Error> {
-        match tenant.redis() {
-            Some(redis) => redis
-                .lock_name(&tenant.scope, name, until)
-                .await
-                .map_err(shared_state_down),
-            None => {
-                self.phantoms
-                    .lock((tenant.scope.clone(), name.to_owned()), until);
-                Ok(())
-            }
         }
     }
 

@@ -1,7 +1,9 @@
 //! In-memory attempt counting, for what has no database row: login attempts per client
-//! address (a fixed one-minute window), and failed logins against names that belong to no
-//! account (mirroring the per-account lockout, so a lock says nothing about whether an account
-//! exists). Bounded moka caches; entries expire with their window or lock.
+//! address (a fixed one-minute window; without Redis, per process). Addresses are counted by
+//! [`limit_key`]: an IPv6 client by its /64, since one host usually holds a whole /64 and could
+//! otherwise take a new address per attempt. A bounded moka cache; entries expire with their
+//! window. (Failed logins against names that match no account are counted in the tenant's
+//! database, like an account's: `store::name_lockouts`.)
 
 use std::{
     hash::Hash,
@@ -11,8 +13,6 @@ use std::{
 };
 
 use moka::sync::Cache;
-
-use crate::domain::Scope;
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -24,8 +24,6 @@ struct Window {
     /// Unix seconds the window opened.
     started: i64,
     count: i64,
-    /// Unix seconds the lock ends (lockout mirror only).
-    locked_until: Option<i64>,
 }
 
 /// Counters keyed by `K`, each in its own window.
@@ -52,6 +50,20 @@ impl<K: Hash + Eq + Send + Sync + 'static> Windows<K> {
     }
 }
 
+/// What the per-address limit counts `addr` as: an IPv4 address as itself (also when written
+/// as an IPv4-mapped IPv6 address), an IPv6 address as its /64 network.
+pub fn limit_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 /// Per-client-address login rate limit.
 pub struct AddressLimiter {
     windows: Windows<IpAddr>,
@@ -71,9 +83,10 @@ impl AddressLimiter {
         self.per_minute
     }
 
-    /// Counts one attempt from `addr`; `Err(seconds)` to wait when over the limit.
+    /// Counts one attempt from `addr` (as [`limit_key`] counts it); `Err(seconds)` to wait
+    /// when over the limit.
     pub fn hit(&self, addr: IpAddr, now: i64) -> Result<(), i64> {
-        self.windows.with(addr, |w| {
+        self.windows.with(limit_key(addr), |w| {
             if now >= w.started + 60 {
                 *w = Window {
                     started: now,
@@ -87,58 +100,6 @@ impl AddressLimiter {
                 Ok(())
             }
         })
-    }
-}
-
-/// The lockout rules of [`crate::store::Store::reserve_login_attempt`], for names that match
-/// no account.
-pub struct PhantomLockouts {
-    windows: Windows<(Scope, String)>,
-}
-
-impl PhantomLockouts {
-    pub fn new() -> Self {
-        Self {
-            windows: Windows::new(1_000_000, Duration::from_secs(24 * 3600)),
-        }
-    }
-
-    /// Reserves an attempt: its number within the window, or `None` while locked.
-    pub fn reserve(&self, key: (Scope, String), now: i64, window_seconds: i64) -> Option<i64> {
-        self.windows.with(key, |w| {
-            match w.locked_until {
-                Some(until) if until > now => return None,
-                Some(_) => {
-                    *w = Window {
-                        started: now,
-                        ..Window::default()
-                    }
-                }
-                None if now >= w.started + window_seconds => {
-                    *w = Window {
-                        started: now,
-                        ..Window::default()
-                    }
-                }
-                None => {}
-            }
-            w.count += 1;
-            Some(w.count)
-        })
-    }
-
-    pub fn locked_until(&self, key: (Scope, String)) -> Option<i64> {
-        self.windows.with(key, |w| w.locked_until)
-    }
-
-    pub fn lock(&self, key: (Scope, String), until: i64) {
-        self.windows.with(key, |w| w.locked_until = Some(until));
-    }
-}
-
-impl Default for PhantomLockouts {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -160,23 +121,27 @@ mod tests {
     }
 
     #[test]
-    fn phantom_accounts_lock_like_real_ones() {
-        let lockouts = PhantomLockouts::new();
-        let key = || (Scope::Legacy, "ghost".to_owned());
-        assert_eq!(lockouts.reserve(key(), 100, 900), Some(1));
-        assert_eq!(lockouts.reserve(key(), 101, 900), Some(2));
-        lockouts.lock(key(), 200);
-        assert_eq!(lockouts.reserve(key(), 150, 900), None);
-        assert_eq!(lockouts.locked_until(key()), Some(200));
+    fn an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_ipv4() {
+        let key = |s: &str| limit_key(s.parse().expect("ip"));
         assert_eq!(
-            lockouts.reserve(key(), 200, 900),
-            Some(1),
-            "the lock ends by itself"
+            key("2001:db8:1:2:aaaa::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(key("2001:db8:1:2::7").to_string(), "2001:db8:1:2::");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        let limiter = AddressLimiter::new(2);
+        assert_eq!(limiter.hit(key("2001:db8::1"), 0), Ok(()));
+        assert_eq!(limiter.hit("2001:db8::2".parse().expect("ip"), 0), Ok(()));
+        assert!(
+            limiter
+                .hit("2001:db8::ffff:3".parse().expect("ip"), 0)
+                .is_err()
         );
         assert_eq!(
-            lockouts.reserve(key(), 1200, 900),
-            Some(1),
-            "so does the window"
+            limiter.hit("2001:db8:0:1::1".parse().expect("ip"), 0),
+            Ok(())
         );
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod icsrs;
+pub mod name_lockouts;
 pub mod registry;
 pub mod revocations;
 pub mod users;

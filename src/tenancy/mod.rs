@@ -215,6 +215,9 @@ impl Shared {
 
     async fn load_revocations(&self, scope: &Scope, store: &Store) -> Result<(), StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        // Housekeeping while the database is opened anyway: names whose failed-login window
+        // and lock have both passed count nothing any more (a day covers any window).
+        store.prune_name_failures(now, 24 * 3600).await?;
         for jti in store.live_revocations(now).await? {
             self.revoked.insert((scope.clone(), jti), ());
         }

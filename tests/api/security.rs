@@ -348,3 +348,105 @@ backend_tests! {
         assert_eq!(retired.me(&fresh, None).await.status(), StatusCode::OK, "new tokens are signed by the first secret");
     }
 }
+
+backend_tests! {
+    async fn lockouts_of_unknown_names_are_atomic_and_survive_a_restart(backend) {
+        // Security review 2, item 11: a name that matches no account is counted in the tenant's
+        // database like an account, so its lock outlives the process as an account's does.
+        let app = spawn_app_with(options(&backend, &[
+            ("security.login_attempts_per_ip_per_minute", "10000"),
+            ("argon2.queue", "1000"),
+        ]))
+        .await;
+        let attempts: Vec<_> = (0..40)
+            .map(|_| {
+                let (client, url) = (app.client.clone(), app.url("/api/v1/auth/login"));
+                tokio::spawn(async move {
+                    client
+                        .post(url)
+                        .header("X-Tenant", TENANT)
+                        .form(&[("username", "Ghost"), ("password", "WrongPass123")])
+                        .send()
+                        .await
+                        .expect("sent")
+                        .status()
+                })
+            })
+            .collect();
+        let mut tried = 0;
+        for attempt in attempts {
+            match attempt.await.expect("joined") {
+                StatusCode::UNAUTHORIZED => tried += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(tried, 5, "exactly the threshold of tries, however parallel");
+        let app = app.restart().await;
+        let locked = app.login(Some(TENANT), "ghost", PASSWORD).await;
+        assert!(locked.headers().contains_key("retry-after"));
+        assert_error(locked, StatusCode::TOO_MANY_REQUESTS).await;
+        assert_eq!(
+            app.login(Some(TENANT), "juan.perez", PASSWORD).await.status(),
+            StatusCode::OK,
+            "other names are untouched"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_limit_counts_an_ipv6_client_by_its_64() {
+    // Security review 2, item 11: one IPv6 host holds a /64 and could take a new address for
+    // every attempt. Behind a trusted proxy the client address comes from X-Forwarded-For.
+    let app = spawn_app_with(options(
+        &Backend::Sqlite,
+        &[
+            ("security.trust_forwarded_for", "true"),
+            ("security.login_attempts_per_ip_per_minute", "3"),
+        ],
+    ))
+    .await;
+    let login_from = |addr: &'static str| {
+        app.post("/api/v1/auth/login")
+            .header("X-Tenant", TENANT)
+            .header("X-Forwarded-For", addr)
+            .form(&[("username", "juan.perez"), ("password", PASSWORD)])
+            .send()
+    };
+    for addr in [
+        "2001:db8:5:6::1",
+        "2001:db8:5:6::2",
+        "2001:db8:5:6:ffff:1:2:3",
+    ] {
+        assert_eq!(
+            login_from(addr).await.expect("sent").status(),
+            StatusCode::OK,
+            "{addr}"
+        );
+    }
+    let fourth = login_from("2001:db8:5:6:abcd::9").await.expect("sent");
+    let detail = assert_error(fourth, StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(detail.contains("address"), "{detail}");
+    assert_eq!(
+        login_from("2001:db8:5:7::1").await.expect("sent").status(),
+        StatusCode::OK,
+        "another /64 is another client"
+    );
+}
+
+backend_tests! {
+    async fn answers_that_carry_personal_data_or_tokens_are_never_stored_by_caches(backend) {
+        // Security review 2, item 11.
+        let app = spawn_app(backend.clone()).await;
+        let login = app.login(Some(TENANT), "juan.perez", PASSWORD).await;
+        assert_eq!(login.headers()["cache-control"], "no-store");
+        let token = app.token(Some(TENANT), "juan.perez").await;
+        for path in ["/api/v1/auth/me", "/api/v1/auth/whoami", "/api/v1/users", "/api/v1/icsrs", "/api/v1/audit-events", "/api/v1/users/1"] {
+            let resp = app.get(path).bearer_auth(&token).send().await.expect("sent");
+            assert!(resp.status().is_success(), "{path}: {}", resp.status());
+            assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
+        }
+        let refused = app.get("/api/v1/auth/me").send().await.expect("sent");
+        assert_eq!(refused.headers()["cache-control"], "no-store");
+    }
+}
