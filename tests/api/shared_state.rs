@@ -49,5 +49,12 @@ backend_tests! {
             }
         }
         assert!(throttled, "the address limit held");
+        let mut conn = keys.connection().await;
+        let counted: Vec<String> = deadpool_redis::redis::cmd("KEYS")
+            .arg(format!("{}:rate:127.0.0.1:*", keys.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        assert!(!counted.is_empty(), "the address was counted in Redis");
     }
 }
