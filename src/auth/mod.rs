@@ -32,7 +32,6 @@ use crate::{
     error::Error,
     metrics::Metrics,
     store::{
-        Store,
         audit::{AuditType, NewAuditEvent},
         users::User,
     },
@@ -188,7 +187,7 @@ impl Auth {
     /// answer speak of the account (inactive, no roles, expired password).
     pub async fn login(
         &self,
-        tenant: &Tenant,
+        tenant: &Arc<Tenant>,
         login: &LoginIdentifier,
         password: Password,
         meta: &RequestMeta,
@@ -289,13 +288,21 @@ impl Auth {
             return Err(error);
         }
 
-        if verified.needs_rehash {
-            self.rehash_in_background(&store, &user, password);
-        }
         let (access_token, claims) = self
             .tokens
             .issue(&tenant.key, &tenant.scope, &user)
             .map_err(Error::Internal)?;
+        if verified.needs_rehash {
+            let mut event = anonymous_event(
+                AuditType::PasswordRehashed,
+                meta,
+                Some(user.id),
+                &user.username,
+                json!({}),
+            );
+            event.trace = Some(claims.trace.clone());
+            self.rehash_in_background(tenant.clone(), &user, password, event);
+        }
         let mut event = anonymous_event(
             AuditType::LoginSucceeded,
             meta,
@@ -351,21 +358,45 @@ impl Auth {
         Ok(())
     }
 
-    /// Upgrades a hash made with older parameters; a failure only costs the upgrade.
-    fn rehash_in_background(&self, store: &Store, user: &User, password: Password) {
+    /// Upgrades the hash a login just verified, made with older parameters, to the configured
+    /// ones; a failure only costs the upgrade. The store replaces only that very hash
+    /// (compare-and-set): a password change or reset that lands while the new hash is computed
+    /// wins, and the upgrade is dropped. An upgrade that applied is recorded as `event`
+    /// (`password_rehashed`, with the old and new parameters) in the same transaction.
+    fn rehash_in_background(
+        &self,
+        tenant: Arc<Tenant>,
+        user: &User,
+        password: Password,
+        mut event: NewAuditEvent,
+    ) {
         let hasher = self.hasher.clone();
-        let store = store.clone();
         let user_id = user.id;
+        let verified = user.password_hash.clone();
         tokio::spawn(async move {
-            let outcome = match hasher.hash(password).await {
-                Ok(hash) => store
-                    .upgrade_password_hash(user_id, &hash)
-                    .await
-                    .map_err(Error::from),
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = outcome {
-                tracing::warn!(user_id, error = %e, "could not upgrade a password hash");
+            let outcome = async {
+                let hash = hasher.hash(password).await?;
+                event.details = json!({
+                    "old": password::describe(&verified),
+                    "new": password::describe(&hash),
+                });
+                let store = tenant.store().await?;
+                let applied = store
+                    .upgrade_password_hash(user_id, &verified, &hash, &event)
+                    .await?;
+                if applied {
+                    tenant.forget_user(user_id).await;
+                }
+                Ok::<bool, Error>(applied)
+            }
+            .await;
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => tracing::info!(
+                    user_id,
+                    "password hash not upgraded: the password changed since it was verified"
+                ),
+                Err(e) => tracing::warn!(user_id, error = %e, "could not upgrade a password hash"),
             }
         });
     }
