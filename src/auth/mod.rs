@@ -20,6 +20,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 use serde_json::{Value, json};
 
 use self::{
+    accounts::Change,
     password::Hasher,
     permissions::{Permission, PermissionMap},
     session::{BodyCache, Session},
@@ -113,6 +114,17 @@ impl Principal {
             details,
         }
     }
+}
+
+/// Who resets a password (`POST /api/v1/auth/reset-password`).
+#[derive(Debug, Clone, Copy)]
+pub enum ResetBy<'a> {
+    /// Where the endpoint is open (development): anyone; a token, when one came, names the
+    /// actor in the audit trail and is not weighed.
+    Open(Option<&'a Principal>),
+    /// Where it is not (production): a user of the tenant, held to the rule of account
+    /// administration (see [`accounts::authority`]).
+    Administrator(&'a Principal),
 }
 
 /// A successful login.
@@ -614,24 +626,40 @@ impl Auth {
         Ok(())
     }
 
-    /// Sets the password of the user with `email` in `tenant`, by `actor` (an admin's token in
-    /// production; `None` where the endpoint is open). Revokes the user's tokens.
+    /// Sets the password of the user with `email` in `tenant`, on behalf of `by`. Revokes the
+    /// user's tokens.
     pub async fn reset_password(
         &self,
         tenant: &Tenant,
         email: &Email,
         new: Password,
-        actor: Option<&Principal>,
+        by: ResetBy<'_>,
         meta: &RequestMeta,
     ) -> Result<User, Error> {
+        const ACTION: &str = "reset_password";
+        if let ResetBy::Administrator(admin) = by {
+            // The API verified the token with this tenant's key; a caller of another scope
+            // never administers it, whoever calls this.
+            if admin.tenant.scope != tenant.scope {
+                return Err(TokenError::Invalid.into());
+            }
+            self.authorise(admin, &Change::new(ACTION)).await?;
+        }
         let user = tenant
             .store()
             .await?
             .user_by_email(email)
             .await?
             .ok_or_else(|| Error::NotFound("User not found".into()))?;
+        if let ResetBy::Administrator(admin) = by {
+            self.authorise(admin, &Change::on(ACTION, &user)).await?;
+        }
         check_policy(tenant, &user.username, &user.email, &new, "new_password")?;
         let hash = self.hasher.hash(new).await?;
+        let actor = match by {
+            ResetBy::Administrator(admin) | ResetBy::Open(Some(admin)) => Some(admin),
+            ResetBy::Open(None) => None,
+        };
         let event = match actor {
             Some(actor) => actor.event(AuditType::PasswordReset, Some(&user), json!({})),
             None => anonymous_event(
