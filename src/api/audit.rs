@@ -30,7 +30,8 @@ pub struct AuditEventResponse {
     pub occurred_at: String,
     /// What happened: login_succeeded, login_failed, account_locked, logout, password_changed,
     /// password_reset, password_rehashed, user_created, user_activated, user_deactivated,
-    /// user_unlocked, user_roles_changed, user_permissions_changed, token_refused,
+    /// user_unlocked, user_roles_changed, user_permissions_changed, account_change_refused,
+    /// token_refused,
     /// icsr_created, icsr_updated, icsr_deleted, tenant_provisioned, tenant_activated,
     /// tenant_deactivated.
     pub event_type: String,

@@ -25,9 +25,9 @@ use super::{
     security::{BearerAuth, OptionalBearerAuth, header_tenant, request_meta},
 };
 use crate::{
-    auth::tenant_label,
+    auth::{ResetBy, tenant_label},
     config::Environment,
-    domain::{Email, LoginIdentifier, Password, Role, Scope, TenantId},
+    domain::{Email, LoginIdentifier, Password, Scope, TenantId},
     error::{ApiError, Error},
 };
 
@@ -195,9 +195,11 @@ impl AuthApi {
     /// Reset a user's password
     ///
     /// Sets the password of the user with `email` in the tenant `X-Tenant` names (required).
-    /// In `development` this endpoint is open; in `production` it needs the bearer token of an
-    /// `admin` of that same tenant. Always audited; the user's tokens are revoked and any
-    /// lockout is cleared.
+    /// In `development` this endpoint is open; in `production` it needs the bearer token of a
+    /// user of that same tenant who holds `users.manage` and every action the target user
+    /// holds (the grants of their roles, and their overrides set to `true`), as an `admin` with
+    /// all its permissions does. Always audited; the user's tokens are revoked and any lockout
+    /// is cleared.
     #[oai(
         path = "/reset-password",
         method = "post",
@@ -218,30 +220,26 @@ impl AuthApi {
             return Err(Error::Validation("X-Tenant header is required".into()).into());
         };
         let scope = Scope::Tenant(tenant_id.clone());
-        if state.settings.environment == Environment::Production {
-            match &auth {
-                OptionalBearerAuth::Anonymous => return Err(Error::NotAuthenticated.into()),
-                OptionalBearerAuth::Bearer(BearerAuth(principal)) => {
-                    // The token was verified with the key of the X-Tenant scope, so the admin
-                    // belongs to this very tenant.
-                    if !principal.user.roles.contains(Role::ADMIN) {
-                        return Err(Error::Forbidden("Admin role required".into()).into());
-                    }
-                }
-            }
-        }
-        let body = body.0;
-        let email = Email::parse(&body.email)?;
-        let new = Password::parse(body.new_password, "new_password")?;
-        let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
         let actor = match &auth {
             OptionalBearerAuth::Bearer(BearerAuth(principal)) => Some(principal),
             OptionalBearerAuth::Anonymous => None,
         };
+        // In production the caller is weighed by the rule of account administration. Its
+        // token was verified with the key of the X-Tenant scope, so it belongs to this very
+        // tenant.
+        let by = match (state.settings.environment, actor) {
+            (Environment::Production, None) => return Err(Error::NotAuthenticated.into()),
+            (Environment::Production, Some(principal)) => ResetBy::Administrator(principal),
+            (_, actor) => ResetBy::Open(actor),
+        };
+        let body = body.0;
+        let email = Email::parse(&body.email)?;
+        let new = Password::parse(body.new_password, "new_password")?;
+        let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
         let meta = request_meta(req);
         let user = state
             .auth
-            .reset_password(&tenant, &email, new, actor, &meta)
+            .reset_password(&tenant, &email, new, by, &meta)
             .await?;
         Ok(Json(ResetPasswordResponse {
             email: user.email,

@@ -1,6 +1,7 @@
 //! `/api/v1/users…`: a tenant's administrators manage its accounts. Every operation acts on
 //! the caller's own scope (the one the token was verified for) and demands `users.view` or
-//! `users.manage`; every change is audited with its old and new values.
+//! `users.manage`; no change reaches beyond the caller's own authority (the rule of
+//! `auth::accounts`); every change is audited with its old and new values.
 
 use std::sync::Arc;
 
@@ -193,7 +194,8 @@ impl UsersApi {
 
     /// Create a user
     ///
-    /// Needs `users.manage`. 409 when the username or e-mail is taken.
+    /// Needs `users.manage`, and every action of each role given and of each override set to
+    /// `true` (403 naming what is lacking). 409 when the username or e-mail is taken.
     #[oai(path = "/", method = "post", operation_id = "create_user")]
     async fn create(
         &self,
@@ -246,8 +248,10 @@ impl UsersApi {
 
     /// Assign roles
     ///
-    /// Replaces the user's roles; needs `users.manage`, and not on one's own account. Tokens
-    /// issued before claim the old roles, so they are revoked: the user logs in again.
+    /// Replaces the user's roles; needs `users.manage`, every action the user holds now (the
+    /// grants of their roles, and their overrides set to `true`) and every action of each role
+    /// given; not on one's own account. Tokens issued before claim the old roles, so they are
+    /// revoked: the user logs in again.
     #[oai(path = "/:id/roles", method = "put", operation_id = "set_user_roles")]
     async fn set_roles(
         &self,
@@ -267,8 +271,9 @@ impl UsersApi {
 
     /// Set permission overrides
     ///
-    /// Replaces the user's permission overrides; needs `users.manage`, and not on one's own
-    /// account. Takes effect on the user's next request.
+    /// Replaces the user's permission overrides; needs `users.manage`, every action the user
+    /// holds now, and every action set to `true`; not on one's own account. Takes effect on
+    /// the user's next request.
     #[oai(
         path = "/:id/permissions",
         method = "put",
@@ -296,7 +301,7 @@ impl UsersApi {
     /// Unlock an account
     ///
     /// Lifts a lockout (and forgets recent failed logins) before it ends by itself. Needs
-    /// `users.manage`.
+    /// `users.manage` and every action the user holds.
     #[oai(path = "/:id/unlock", method = "post", operation_id = "unlock_user")]
     async fn unlock(
         &self,
@@ -315,7 +320,8 @@ impl UsersApi {
     /// Deactivate an account
     ///
     /// The user can no longer log in, and every token issued to them is refused from the next
-    /// request on. Needs `users.manage`; not one's own account.
+    /// request on. Needs `users.manage` and every action the user holds; not one's own
+    /// account.
     #[oai(
         path = "/:id/deactivate",
         method = "post",
@@ -338,7 +344,7 @@ impl UsersApi {
     /// Activate an account
     ///
     /// The user may log in again (tokens issued before a deactivation stay revoked). Needs
-    /// `users.manage`.
+    /// `users.manage` and every action the user holds.
     #[oai(
         path = "/:id/activate",
         method = "post",

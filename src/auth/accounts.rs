@@ -3,10 +3,20 @@
 //! trail. Each flow demands its permission first (`users.view`, `users.manage`,
 //! `audit.view`), and each change is recorded in the same transaction as itself, with the old
 //! and new values.
+//!
+//! Every account change — create, roles, overrides, activate, deactivate, unlock, and the
+//! password reset of `auth` — obeys one rule, decided in [`authority`] alone: the caller holds
+//! `users.manage` after its overrides, every action the account holds, and every action of
+//! each role and `true` override it assigns. `users.manage` alone is therefore no path to
+//! more: a holder cannot mint an admin, promote itself through another account, or take over
+//! an account that may do more than it may. Refusals are audited (`account_change_refused`).
 
 use serde_json::{Value, json};
 
-use super::{Auth, Principal, check_policy, permissions::Permission};
+use super::{
+    Auth, Principal, check_policy,
+    permissions::{Holder, Permission},
+};
 use crate::{
     domain::{Email, FullName, Password, Permissions, Roles, Username},
     error::Error,
@@ -15,6 +25,121 @@ use crate::{
         users::{NewUser, User, UserFilter},
     },
 };
+
+/// One account change, as the rule of account administration ([`authority`]) weighs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    /// What is done, as the audit trail names it: `create_user`, `set_roles`,
+    /// `set_permissions`, `activate`, `deactivate`, `unlock`, `reset_password`.
+    pub action: &'static str,
+    /// The account as it is now; `None` before it is looked up, and for a creation.
+    pub target: Option<&'a User>,
+    /// The roles the account is to hold, when the change assigns roles.
+    pub roles: Option<&'a Roles>,
+    /// The overrides the account is to have, when the change sets them.
+    pub overrides: Option<&'a Value>,
+}
+
+impl<'a> Change<'a> {
+    /// `action`, before the account is looked up: only `users.manage` is weighed.
+    pub fn new(action: &'static str) -> Self {
+        Self {
+            action,
+            target: None,
+            roles: None,
+            overrides: None,
+        }
+    }
+
+    /// `action` on `target` as it is now.
+    pub fn on(action: &'static str, target: &'a User) -> Self {
+        Self {
+            target: Some(target),
+            ..Self::new(action)
+        }
+    }
+}
+
+/// Why [`authority`] refused a change.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The 403's detail.
+    pub detail: String,
+    /// The actions the caller lacks, for the audit trail.
+    pub missing: Vec<String>,
+}
+
+/// The rule of account administration, decided here and nowhere else. The caller, weighed
+/// after its overrides, must hold:
+/// 1. `users.manage`;
+/// 2. every action the account it changes holds (its roles' grants and `true` overrides: see
+///    [`RoleGrants::lacking`](super::permissions::RoleGrants::lacking)), whatever the change;
+/// 3. every action of each role it assigns, role by role;
+/// 4. every action it sets `true` in the account's overrides.
+///
+/// A detail names the actions missing only where the caller could read them anyway: its own
+/// request's overrides always; a role's or the account's only with `users.view`, which shows
+/// every account's effective permissions.
+pub fn authority(caller: &Principal, change: &Change<'_>) -> Result<(), Refusal> {
+    if !caller.can(Permission::USERS_MANAGE) {
+        return Err(Refusal {
+            detail: format!("Missing permission: {}", Permission::USERS_MANAGE),
+            missing: vec![Permission::USERS_MANAGE.to_string()],
+        });
+    }
+    let grants = &caller.tenant.roles;
+    let own = Holder {
+        roles: &caller.user.roles,
+        overrides: &caller.user.permissions,
+    };
+    let readable = caller.can(Permission::USERS_VIEW);
+    let refuse = |what: String, missing: Vec<String>, listed: bool| {
+        let detail = if listed {
+            format!("{what} ({})", missing.join(", "))
+        } else {
+            what
+        };
+        Err(Refusal { detail, missing })
+    };
+    if let Some(target) = change.target {
+        let holder = Holder {
+            roles: &target.roles,
+            overrides: &target.permissions,
+        };
+        let missing = grants.lacking(own, holder);
+        if !missing.is_empty() {
+            let what = "Cannot change this user: they hold actions you lack".to_owned();
+            return refuse(what, missing, readable);
+        }
+    }
+    for role in change.roles.map_or(&[][..], Roles::names) {
+        let alone = Roles::from_stored(vec![role.clone()]);
+        let holder = Holder {
+            roles: &alone,
+            overrides: &Value::Null,
+        };
+        let missing = grants.lacking(own, holder);
+        if !missing.is_empty() {
+            let what = format!("Cannot grant role {role}: it holds actions you lack");
+            return refuse(what, missing, readable);
+        }
+    }
+    if let Some(overrides) = change.overrides {
+        let holder = Holder {
+            roles: &Roles::default(),
+            overrides,
+        };
+        let missing = grants.lacking(own, holder);
+        if !missing.is_empty() {
+            return refuse(
+                "Cannot grant permissions you lack".to_owned(),
+                missing,
+                true,
+            );
+        }
+    }
+    Ok(())
+}
 
 /// A user to create through the API, every field parsed.
 #[derive(Debug)]
@@ -48,8 +173,15 @@ impl Auth {
 
     /// Creates a user in the caller's scope; 409 when the username or e-mail is taken.
     pub async fn create_user(&self, admin: &Principal, account: NewAccount) -> Result<User, Error> {
-        admin.require(Permission::USERS_MANAGE)?;
+        self.authorise(admin, &Change::new("create_user")).await?;
         known_roles(admin, &account.roles)?;
+        let overrides = Value::Object(account.permissions.as_map().clone());
+        let change = Change {
+            roles: Some(&account.roles),
+            overrides: Some(&overrides),
+            ..Change::new("create_user")
+        };
+        self.authorise(admin, &change).await?;
         check_policy(
             &admin.tenant,
             account.username.as_str(),
@@ -84,10 +216,15 @@ impl Auth {
         user_id: i64,
         roles: Roles,
     ) -> Result<User, Error> {
-        admin.require(Permission::USERS_MANAGE)?;
+        self.authorise(admin, &Change::new("set_roles")).await?;
         not_oneself(admin, user_id, "roles")?;
         known_roles(admin, &roles)?;
         let user = self.target(admin, user_id).await?;
+        let change = Change {
+            roles: Some(&roles),
+            ..Change::on("set_roles", &user)
+        };
+        self.authorise(admin, &change).await?;
         if user.roles == roles {
             return Ok(user);
         }
@@ -109,10 +246,17 @@ impl Auth {
         user_id: i64,
         permissions: Permissions,
     ) -> Result<User, Error> {
-        admin.require(Permission::USERS_MANAGE)?;
+        self.authorise(admin, &Change::new("set_permissions"))
+            .await?;
         not_oneself(admin, user_id, "permissions")?;
         let user = self.target(admin, user_id).await?;
         let new = permissions.as_map().clone();
+        let overrides = Value::Object(new.clone());
+        let change = Change {
+            overrides: Some(&overrides),
+            ..Change::on("set_permissions", &user)
+        };
+        self.authorise(admin, &change).await?;
         if user.permissions == Value::Object(new.clone()) {
             return Ok(user);
         }
@@ -135,13 +279,15 @@ impl Auth {
         user_id: i64,
         active: bool,
     ) -> Result<User, Error> {
-        admin.require(Permission::USERS_MANAGE)?;
+        let action = if active { "activate" } else { "deactivate" };
+        self.authorise(admin, &Change::new(action)).await?;
         if !active && user_id == admin.user.id {
             return Err(Error::Validation(
                 "an administrator cannot deactivate their own account".into(),
             ));
         }
         let user = self.target(admin, user_id).await?;
+        self.authorise(admin, &Change::on(action, &user)).await?;
         let kind = if active {
             AuditType::UserActivated
         } else {
@@ -162,8 +308,9 @@ impl Auth {
 
     /// Lifts a lockout before it ends by itself.
     pub async fn unlock(&self, admin: &Principal, user_id: i64) -> Result<User, Error> {
-        admin.require(Permission::USERS_MANAGE)?;
+        self.authorise(admin, &Change::new("unlock")).await?;
         let user = self.target(admin, user_id).await?;
+        self.authorise(admin, &Change::on("unlock", &user)).await?;
         let event = admin.event(
             AuditType::UserUnlocked,
             Some(&user),
@@ -190,6 +337,39 @@ impl Auth {
     ) -> Result<Vec<AuditEvent>, Error> {
         admin.require(Permission::AUDIT_VIEW)?;
         Ok(admin.tenant.store().await?.audit_events(filter).await?)
+    }
+
+    /// [`authority`] over `change`; a refusal is recorded (`account_change_refused`: the
+    /// action, the actions lacking) and raised as an alert line before it becomes a 403.
+    pub(crate) async fn authorise(
+        &self,
+        caller: &Principal,
+        change: &Change<'_>,
+    ) -> Result<(), Error> {
+        let Err(refusal) = authority(caller, change) else {
+            return Ok(());
+        };
+        let event = caller.event(
+            AuditType::AccountChangeRefused,
+            change.target,
+            json!({
+                "action": change.action,
+                "missing": refusal.missing,
+                "roles": change.roles.map(Roles::names),
+                "permissions": change.overrides,
+            }),
+        );
+        caller.tenant.store().await?.record_audit(&event).await?;
+        tracing::warn!(
+            alert = "account_change_refused",
+            scope = %caller.tenant.scope,
+            actor = %caller.user.username,
+            action = change.action,
+            subject = change.target.map(|u| u.username.as_str()),
+            missing = ?refusal.missing,
+            "SECURITY ALERT: an account change beyond the caller's authority was refused"
+        );
+        Err(Error::Forbidden(refusal.detail))
     }
 
     async fn target(&self, admin: &Principal, user_id: i64) -> Result<User, Error> {

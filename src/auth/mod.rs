@@ -21,6 +21,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 use serde_json::{Value, json};
 
 use self::{
+    accounts::Change,
     password::Hasher,
     permissions::{Permission, PermissionMap},
     session::{BodyCache, Session},
@@ -33,7 +34,6 @@ use crate::{
     error::Error,
     metrics::Metrics,
     store::{
-        Store,
         audit::{AuditType, NewAuditEvent},
         users::User,
     },
@@ -117,6 +117,17 @@ impl Principal {
     }
 }
 
+/// Who resets a password (`POST /api/v1/auth/reset-password`).
+#[derive(Debug, Clone, Copy)]
+pub enum ResetBy<'a> {
+    /// Where the endpoint is open (development): anyone; a token, when one came, names the
+    /// actor in the audit trail and is not weighed.
+    Open(Option<&'a Principal>),
+    /// Where it is not (production): a user of the tenant, held to the rule of account
+    /// administration (see [`accounts::authority`]).
+    Administrator(&'a Principal),
+}
+
 /// A successful login.
 #[derive(Debug)]
 pub struct Login {
@@ -195,7 +206,7 @@ impl Auth {
     /// answer speak of the account (inactive, no roles, expired password).
     pub async fn login(
         &self,
-        tenant: &Tenant,
+        tenant: &Arc<Tenant>,
         login: &LoginIdentifier,
         password: Password,
         meta: &RequestMeta,
@@ -297,13 +308,21 @@ impl Auth {
             return Err(error);
         }
 
-        if verified.needs_rehash {
-            self.rehash_in_background(&tenant.scope, &store, &user, password);
-        }
         let (access_token, claims) = self
             .tokens
             .issue(&tenant.key, &tenant.scope, &user)
             .map_err(Error::Internal)?;
+        if verified.needs_rehash {
+            let mut event = anonymous_event(
+                AuditType::PasswordRehashed,
+                meta,
+                Some(user.id),
+                &user.username,
+                json!({}),
+            );
+            event.trace = Some(claims.trace.clone());
+            self.rehash_in_background(tenant.clone(), &user, password, event);
+        }
         let mut event = anonymous_event(
             AuditType::LoginSucceeded,
             meta,
@@ -360,22 +379,45 @@ impl Auth {
         Ok(())
     }
 
-    /// Upgrades a hash made with older parameters; a failure only costs the upgrade.
-    fn rehash_in_background(&self, scope: &Scope, store: &Store, user: &User, password: Password) {
+    /// Upgrades the hash a login just verified, made with older parameters, to the configured
+    /// ones; a failure only costs the upgrade. The store replaces only that very hash
+    /// (compare-and-set): a password change or reset that lands while the new hash is computed
+    /// wins, and the upgrade is dropped. An upgrade that applied is recorded as `event`
+    /// (`password_rehashed`, with the old and new parameters) in the same transaction.
+    fn rehash_in_background(
+        &self,
+        tenant: Arc<Tenant>,
+        user: &User,
+        password: Password,
+        mut event: NewAuditEvent,
+    ) {
         let hasher = self.hasher.clone();
-        let store = store.clone();
         let user_id = user.id;
-        let scope = scope.clone();
+        let verified = user.password_hash.clone();
         tokio::spawn(async move {
-            let outcome = match hasher.hash(&scope, password).await {
-                Ok(hash) => store
-                    .upgrade_password_hash(user_id, &hash)
-                    .await
-                    .map_err(Error::from),
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = outcome {
-                tracing::warn!(user_id, error = %e, "could not upgrade a password hash");
+            let outcome = async {
+                let hash = hasher.hash(&tenant.scope, password).await?;
+                event.details = json!({
+                    "old": password::describe(&verified),
+                    "new": password::describe(&hash),
+                });
+                let store = tenant.store().await?;
+                let applied = store
+                    .upgrade_password_hash(user_id, &verified, &hash, &event)
+                    .await?;
+                if applied {
+                    tenant.forget_user(user_id).await;
+                }
+                Ok::<bool, Error>(applied)
+            }
+            .await;
+            match outcome {
+                Ok(true) => {}
+                Ok(false) => tracing::info!(
+                    user_id,
+                    "password hash not upgraded: the password changed since it was verified"
+                ),
+                Err(e) => tracing::warn!(user_id, error = %e, "could not upgrade a password hash"),
             }
         });
     }
@@ -582,24 +624,40 @@ impl Auth {
         Ok(())
     }
 
-    /// Sets the password of the user with `email` in `tenant`, by `actor` (an admin's token in
-    /// production; `None` where the endpoint is open). Revokes the user's tokens.
+    /// Sets the password of the user with `email` in `tenant`, on behalf of `by`. Revokes the
+    /// user's tokens.
     pub async fn reset_password(
         &self,
         tenant: &Tenant,
         email: &Email,
         new: Password,
-        actor: Option<&Principal>,
+        by: ResetBy<'_>,
         meta: &RequestMeta,
     ) -> Result<User, Error> {
+        const ACTION: &str = "reset_password";
+        if let ResetBy::Administrator(admin) = by {
+            // The API verified the token with this tenant's key; a caller of another scope
+            // never administers it, whoever calls this.
+            if admin.tenant.scope != tenant.scope {
+                return Err(TokenError::Invalid.into());
+            }
+            self.authorise(admin, &Change::new(ACTION)).await?;
+        }
         let user = tenant
             .store()
             .await?
             .user_by_email(email)
             .await?
             .ok_or_else(|| Error::NotFound("User not found".into()))?;
+        if let ResetBy::Administrator(admin) = by {
+            self.authorise(admin, &Change::on(ACTION, &user)).await?;
+        }
         check_policy(tenant, &user.username, &user.email, &new, "new_password")?;
         let hash = self.hasher.hash(&tenant.scope, new).await?;
+        let actor = match by {
+            ResetBy::Administrator(admin) | ResetBy::Open(Some(admin)) => Some(admin),
+            ResetBy::Open(None) => None,
+        };
         let event = match actor {
             Some(actor) => actor.event(AuditType::PasswordReset, Some(&user), json!({})),
             None => anonymous_event(

@@ -19,6 +19,7 @@ use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version,
     password_hash::phc::{Output, ParamsString, Salt},
 };
+use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -177,6 +178,22 @@ impl Hasher {
     }
 }
 
+/// A stored hash's algorithm, version and cost (`m` KiB, `t` passes, `p` lanes), for the audit
+/// trail of an upgrade: never its salt or output.
+pub fn describe(phc: &str) -> Value {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return json!({"algorithm": "unparseable"});
+    };
+    let params = Params::try_from(&hash).ok();
+    json!({
+        "algorithm": hash.algorithm.as_str(),
+        "version": hash.version,
+        "m": params.as_ref().map(Params::m_cost),
+        "t": params.as_ref().map(Params::t_cost),
+        "p": params.as_ref().map(Params::p_cost),
+    })
+}
+
 fn hash_now(params: &Params, password: &[u8]) -> Result<String, String> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
         .hash_password(password)
@@ -306,6 +323,25 @@ mod tests {
                 needs_rehash: true
             }
         );
+    }
+
+    #[tokio::test]
+    async fn a_description_names_the_parameters_and_nothing_of_the_hash() {
+        let hasher = Hasher::new(&cheap()).expect("hasher");
+        let hash = hasher
+            .hash(&Scope::Legacy, pw("SecurePass123"))
+            .await
+            .expect("hash");
+        let described = describe(&hash);
+        assert_eq!(
+            described,
+            json!({"algorithm": "argon2id", "version": 19, "m": 64, "t": 1, "p": 1})
+        );
+        let salt_and_output = hash.rsplit('$').take(2).collect::<Vec<_>>();
+        for part in salt_and_output {
+            assert!(!described.to_string().contains(part));
+        }
+        assert_eq!(describe("not a hash"), json!({"algorithm": "unparseable"}));
     }
 
     #[test]

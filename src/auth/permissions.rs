@@ -9,9 +9,14 @@
 //!
 //! Handlers demand one [`Permission`] through a guard (see `api::security`); the `/me`
 //! `permissions` object is [`RoleGrants::effective`] of the same inputs, so a client shows
-//! exactly what the server enforces.
+//! exactly what the server enforces. [`RoleGrants::lacking`] compares two users' authority:
+//! account administration (`auth::accounts`) refuses any change that would reach beyond the
+//! caller's own.
 
-use std::{collections::BTreeMap, fmt};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+};
 
 use serde_json::{Map, Value};
 
@@ -70,6 +75,14 @@ const QF: [Permission; 4] = [
     Permission::REPORTS_VIEW,
     Permission::REPORTS_GENERATE,
 ];
+
+/// A user's authority as [`RoleGrants::lacking`] weighs it: their roles and their overrides.
+#[derive(Clone, Copy, Debug)]
+pub struct Holder<'a> {
+    pub roles: &'a Roles,
+    /// The stored overrides object (`{"icsr": {"delete": false}}`); `Value::Null` for none.
+    pub overrides: &'a Value,
+}
 
 /// One scope's role definitions: role name to the permissions it grants (`admin` is implicit).
 #[derive(Debug, Clone, PartialEq)]
@@ -132,15 +145,54 @@ impl RoleGrants {
 
     /// The override when there is one, else whether any of the roles grants it.
     fn decide(&self, roles: &Roles, overrides: &Value, module: &str, action: &str) -> bool {
-        if let Some(allowed) = lookup(overrides, module, action) {
-            return allowed;
+        match lookup(overrides, module, action) {
+            Some(allowed) => allowed,
+            None => self.role_grants(roles, module, action),
         }
+    }
+
+    /// Whether any of `roles` grants `module.action` (`admin` grants everything).
+    fn role_grants(&self, roles: &Roles, module: &str, action: &str) -> bool {
         roles.contains(Role::ADMIN)
             || roles.names().iter().any(|role| {
                 self.0.get(role).is_some_and(|granted| {
                     lookup_map(granted.as_map(), module, action) == Some(true)
                 })
             })
+    }
+
+    /// The actions `holder` holds that `caller` may not do, as sorted `module.action` names.
+    ///
+    /// The caller is weighed by what it may do here, after its overrides. The holder holds
+    /// every action one of its roles grants — even one an override withdraws here: its tokens
+    /// claim the roles, and other Vigia modules trust the claim — and every action an override
+    /// sets to `true`. `admin` holds every action of every module: those the catalogue, this
+    /// scope's roles or either user's overrides name.
+    pub fn lacking(&self, caller: Holder<'_>, holder: Holder<'_>) -> Vec<String> {
+        let mut actions = BTreeSet::new();
+        let mut mention = |module: &str, action: &str| {
+            actions.insert((module.to_owned(), action.to_owned()));
+        };
+        for p in Permission::CATALOGUE {
+            mention(p.module, p.action);
+        }
+        for granted in self.0.values() {
+            for_each_action(granted.as_map(), &mut mention);
+        }
+        for overrides in [caller.overrides, holder.overrides] {
+            if let Some(overrides) = overrides.as_object() {
+                for_each_action(overrides, &mut mention);
+            }
+        }
+        actions
+            .into_iter()
+            .filter(|(module, action)| {
+                let held = lookup(holder.overrides, module, action) == Some(true)
+                    || self.role_grants(holder.roles, module, action);
+                held && !self.decide(caller.roles, caller.overrides, module, action)
+            })
+            .map(|(module, action)| format!("{module}.{action}"))
+            .collect()
     }
 
     /// The full permissions object of a user with `roles` and `overrides`: every action this
@@ -264,6 +316,103 @@ mod tests {
         let admin = grants.effective(&roles(&["admin"]), &json!({}));
         assert!(admin.values().all(|actions| actions.values().all(|a| *a)));
         assert!(admin["signals"]["assess"]);
+    }
+
+    #[test]
+    fn lacking_weighs_the_caller_after_overrides_and_the_holder_by_roles_and_grants() {
+        let definitions = BTreeMap::from([(
+            "helpdesk".to_owned(),
+            BTreeMap::from([(
+                "users".to_owned(),
+                BTreeMap::from([("manage".to_owned(), true)]),
+            )]),
+        )]);
+        let grants = RoleGrants::with_definitions(&definitions).expect("valid");
+        let (admin, qf, helpdesk) = (roles(&["admin"]), roles(&["qf"]), roles(&["helpdesk"]));
+        let none = json!({});
+        fn holder<'a>(roles: &'a Roles, overrides: &'a Value) -> Holder<'a> {
+            Holder { roles, overrides }
+        }
+
+        // A full admin lacks nothing anyone holds, even actions only an override names.
+        let labels = json!({"labels": {"print": true}});
+        assert!(
+            grants
+                .lacking(holder(&admin, &none), holder(&qf, &labels))
+                .is_empty()
+        );
+        assert!(
+            grants
+                .lacking(holder(&admin, &none), holder(&admin, &none))
+                .is_empty()
+        );
+
+        // An admin whose users actions were withdrawn lacks them against any admin.
+        let no_users = json!({"users": {"view": false, "manage": false}});
+        assert_eq!(
+            grants.lacking(holder(&admin, &no_users), holder(&admin, &none)),
+            ["users.manage", "users.view"]
+        );
+        // An admin holds every action of every module, those the caller's overrides name too.
+        assert_eq!(
+            grants.lacking(
+                holder(&admin, &json!({"labels": {"print": false}})),
+                holder(&admin, &none)
+            ),
+            ["labels.print"]
+        );
+
+        // A helpdesk lacks what a qf holds; a qf with users.manage lacks an admin's extras.
+        assert_eq!(
+            grants.lacking(holder(&helpdesk, &none), holder(&qf, &none)),
+            ["icsr.edit", "icsr.view", "reports.generate", "reports.view"]
+        );
+        let qf_manager = json!({"users": {"manage": true}});
+        assert_eq!(
+            grants.lacking(holder(&qf, &qf_manager), holder(&admin, &none)),
+            ["audit.view", "icsr.delete", "users.view"]
+        );
+        assert!(
+            grants
+                .lacking(holder(&qf, &qf_manager), holder(&qf, &none))
+                .is_empty()
+        );
+        assert!(
+            grants
+                .lacking(holder(&qf, &qf_manager), holder(&helpdesk, &none))
+                .is_empty()
+        );
+
+        // The holder holds its roles' grants even where an override withdraws them here, and
+        // `true` overrides; `false` overrides grant nothing.
+        let neutered = json!({"icsr": {"view": false, "edit": false}, "reports": {"view": false, "generate": false}});
+        assert_eq!(
+            grants
+                .lacking(holder(&helpdesk, &none), holder(&qf, &neutered))
+                .len(),
+            4
+        );
+        let withdrawn_only = json!({"audit": {"view": false}});
+        assert!(
+            grants
+                .lacking(
+                    holder(&helpdesk, &none),
+                    holder(&roles(&[]), &withdrawn_only)
+                )
+                .is_empty()
+        );
+        assert_eq!(
+            grants.lacking(
+                holder(&helpdesk, &none),
+                holder(&roles(&[]), &json!({"audit": {"view": true}}))
+            ),
+            ["audit.view"]
+        );
+        assert!(
+            grants
+                .lacking(holder(&helpdesk, &none), holder(&roles(&[]), &Value::Null))
+                .is_empty()
+        );
     }
 
     #[test]

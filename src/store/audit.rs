@@ -23,6 +23,7 @@ pub enum AuditType {
     UserUnlocked,
     UserRolesChanged,
     UserPermissionsChanged,
+    AccountChangeRefused,
     TokenRefused,
     IcsrCreated,
     IcsrUpdated,
@@ -33,7 +34,7 @@ pub enum AuditType {
 }
 
 impl AuditType {
-    pub const ALL: [AuditType; 20] = [
+    pub const ALL: [AuditType; 21] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -47,6 +48,7 @@ impl AuditType {
         Self::UserUnlocked,
         Self::UserRolesChanged,
         Self::UserPermissionsChanged,
+        Self::AccountChangeRefused,
         Self::TokenRefused,
         Self::IcsrCreated,
         Self::IcsrUpdated,
@@ -71,6 +73,7 @@ impl AuditType {
             Self::UserUnlocked => "user_unlocked",
             Self::UserRolesChanged => "user_roles_changed",
             Self::UserPermissionsChanged => "user_permissions_changed",
+            Self::AccountChangeRefused => "account_change_refused",
             Self::TokenRefused => "token_refused",
             Self::IcsrCreated => "icsr_created",
             Self::IcsrUpdated => "icsr_updated",

@@ -81,8 +81,11 @@ const ROLES: &str = "SELECT role FROM user_roles WHERE user_id = $1 ORDER BY pos
 const SET_PASSWORD: &str = "UPDATE users SET password_hash = $1, updated_at = $2, password_changed_at = $3, \
      token_version = token_version + 1, failed_logins = 0, failed_window_start = NULL, locked_until = NULL \
      WHERE id = $4";
-/// The same password re-hashed at current parameters: tokens stay valid.
-const UPGRADE_HASH: &str = "UPDATE users SET password_hash = $1 WHERE id = $2";
+/// The same password re-hashed at current parameters: tokens stay valid. Compare-and-set: only
+/// while the stored hash is still the one that was verified ($3), so an upgrade computed from
+/// an old password never undoes a change or reset that landed meanwhile.
+const UPGRADE_HASH: &str =
+    "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3";
 /// Activation changes revoke every token issued before them.
 const SET_ACTIVE: &str = "UPDATE users SET is_active = $1, updated_at = $2, token_version = token_version + 1 WHERE id = $3";
 /// Reserves one login attempt before the password is checked: atomically counts it in the
@@ -295,10 +298,34 @@ impl Store {
             .rows_affected())
     }
 
-    /// Stores the same password re-hashed at the configured parameters.
-    pub async fn upgrade_password_hash(&self, user_id: i64, hash: &str) -> Result<(), StoreError> {
-        with_pool!(self, pool => sqlx::query(UPGRADE_HASH).bind(hash).bind(user_id).execute(pool).await.map(drop)?);
-        Ok(())
+    /// Replaces the hash `verified` (the one a login just checked) with `hash`, the same
+    /// password at the configured parameters, recording `event` in the same transaction.
+    /// `false`, and nothing written, when the stored hash is no longer `verified` (the password
+    /// was changed or reset since) or the user is gone.
+    pub async fn upgrade_password_hash(
+        &self,
+        user_id: i64,
+        verified: &str,
+        hash: &str,
+        event: &NewAuditEvent,
+    ) -> Result<bool, StoreError> {
+        with_pool!(self, pool => async {
+            let mut tx = pool.begin().await?;
+            let applied = sqlx::query(UPGRADE_HASH)
+                .bind(hash)
+                .bind(user_id)
+                .bind(verified)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if applied {
+                insert_audit!(&mut *tx, event, now_ms())?;
+                tx.commit().await?;
+            }
+            Ok(applied)
+        }
+        .await)
     }
 
     /// Activates or deactivates a user (revoking every token issued before), recording `event`.

@@ -2,6 +2,7 @@
 //! directory and talks HTTP to it. The whole suite runs on SQLite, and again on Postgres when
 //! `VIGIA_TEST_POSTGRES_URL` names a server (see `helpers.rs`).
 
+mod account_authority;
 mod cli;
 mod connections;
 mod demo;

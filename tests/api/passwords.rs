@@ -1,10 +1,54 @@
+//! Passwords: change, reset (open in development, an account administrator's in production),
+//! and the upgrade of hashes made with older argon2 parameters.
+
+use std::time::Duration;
+
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
+use vigia::{
+    auth::password::Hasher,
+    config::Argon2Settings,
+    domain::{LoginIdentifier, Password},
+    store::audit::{AuditType, NewAuditEvent},
+};
 
 use crate::helpers::{
-    AppOptions, PASSWORD, TENANT, UserSpec, assert_error, audit, backend_tests, spawn_app,
-    spawn_app_with,
+    AppOptions, PASSWORD, TENANT, TestApp, UserSpec, assert_error, audit, backend_tests,
+    eventually, spawn_app, spawn_app_with,
 };
+
+/// Argon2id parameters older (cheaper) than the server's.
+const OLD_PARAMETERS: Argon2Settings = Argon2Settings {
+    memory_kib: 1024,
+    iterations: 1,
+    parallelism: 1,
+    workers: 1,
+    queue: 1,
+};
+
+/// A hash of `password` at `parameters`.
+async fn hash_of(parameters: &Argon2Settings, password: &str) -> String {
+    Hasher::new(parameters)
+        .expect("hasher")
+        .hash(
+            &vigia::domain::Scope::Legacy,
+            Password::parse(password.into(), "password").expect("valid"),
+        )
+        .await
+        .expect("hash")
+}
+
+/// The hash stored for `username` in [`TENANT`], read behind the server's back.
+async fn stored_hash(app: &TestApp, username: &str) -> String {
+    let store = app.store(Some(TENANT)).await;
+    let user = store
+        .user_by_login(&LoginIdentifier::parse(username).expect("valid"))
+        .await
+        .expect("read")
+        .expect("user exists");
+    store.close().await;
+    user.password_hash
+}
 
 backend_tests! {
     async fn a_changed_password_replaces_the_old_one(backend) {
@@ -250,6 +294,56 @@ backend_tests! {
 }
 
 backend_tests! {
+    async fn a_login_with_old_hash_parameters_upgrades_the_hash_and_audits_it(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let old = hash_of(&OLD_PARAMETERS, PASSWORD).await;
+        let mut ana = UserSpec::new("ana").into_new_user(&app.settings).await;
+        ana.password_hash = old.clone();
+        let store = app.store(Some(TENANT)).await;
+        store
+            .create_user(&ana, &NewAuditEvent::by_operator(AuditType::UserCreated, "test"))
+            .await
+            .expect("user created");
+        store.close().await;
+
+        let token = app.token(Some(TENANT), "ana").await;
+
+        let argon2 = &app.settings.argon2;
+        let current = format!(
+            "$argon2id$v=19$m={},t={},p={}$",
+            argon2.memory_kib, argon2.iterations, argon2.parallelism
+        );
+        eventually(Duration::from_secs(10), || async {
+            stored_hash(&app, "ana").await.starts_with(&current).then_some(())
+        })
+        .await;
+        // The same password, re-hashed: it still logs in, and no token was revoked.
+        assert_eq!(app.me(&token, None).await.status(), StatusCode::OK);
+        assert_eq!(app.login(Some(TENANT), "ana", PASSWORD).await.status(), StatusCode::OK);
+        let admin = app.token(Some(TENANT), "juan.perez").await;
+        let events = audit(&app, &admin, "type=password_rehashed").await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!(event["subject_username"], "ana");
+        assert!(event["trace"].as_str().is_some_and(|t| !t.is_empty()));
+        assert_eq!(
+            event["details"],
+            json!({
+                "old": {"algorithm": "argon2id", "version": 19, "m": 1024, "t": 1, "p": 1},
+                "new": {
+                    "algorithm": "argon2id",
+                    "version": 19,
+                    "m": argon2.memory_kib,
+                    "t": argon2.iterations,
+                    "p": argon2.parallelism,
+                },
+            })
+        );
+        assert!(!event.to_string().contains('$'), "no hash material: {event}");
+    }
+}
+
+backend_tests! {
     async fn a_right_current_password_clears_earlier_wrong_guesses(backend) {
         let app = spawn_app(backend.clone()).await;
         let token = app.token(Some(TENANT), "juan.perez").await;
@@ -264,5 +358,52 @@ backend_tests! {
             assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "the counter started again");
         }
         assert_eq!(app.change_password(&token, "NewSecurePass456", PASSWORD).await.status(), StatusCode::OK);
+    }
+}
+
+backend_tests! {
+    async fn a_hash_upgrade_never_undoes_a_reset_that_landed_after_the_verification(backend) {
+        // The race, step by step: a login verified ana's hash, a reset replaces it, and only
+        // then does the login's upgrade (a re-hash of the old password) reach the store.
+        let app = spawn_app(backend.clone()).await;
+        let ana = app.create_user(Some(TENANT), UserSpec::new("ana")).await;
+        let verified = stored_hash(&app, "ana").await;
+        let resp = app
+            .reset_password(Some(TENANT), None, "ana@example.com", "NewPassword123")
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let store = app.store(Some(TENANT)).await;
+        let event = NewAuditEvent::by_operator(AuditType::PasswordRehashed, "test");
+
+        let stale = hash_of(&app.settings.argon2, PASSWORD).await;
+        let applied = store
+            .upgrade_password_hash(ana, &verified, &stale, &event)
+            .await
+            .expect("upgrade");
+
+        assert!(!applied, "the upgrade of a replaced hash must not apply");
+        assert_error(
+            app.login(Some(TENANT), "ana", PASSWORD).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+        assert_eq!(
+            app.login(Some(TENANT), "ana", "NewPassword123").await.status(),
+            StatusCode::OK
+        );
+        let admin = app.token(Some(TENANT), "juan.perez").await;
+        assert!(audit(&app, &admin, "type=password_rehashed").await.is_empty());
+
+        // The hash that is still stored is replaced, and the upgrade recorded.
+        let current = stored_hash(&app, "ana").await;
+        let rehashed = hash_of(&app.settings.argon2, "NewPassword123").await;
+        let applied = store
+            .upgrade_password_hash(ana, &current, &rehashed, &event)
+            .await
+            .expect("upgrade");
+        assert!(applied);
+        assert_eq!(stored_hash(&app, "ana").await, rehashed);
+        assert_eq!(audit(&app, &admin, "type=password_rehashed").await.len(), 1);
+        store.close().await;
     }
 }
