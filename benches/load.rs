@@ -11,7 +11,8 @@
 //! by the mean of the two measurements around it: on a shared machine the speed drifts by
 //! 10% within seconds.
 //!
-//! Scenarios: bare baseline; whoami; me; login; whoami while logins saturate the hasher; cold
+//! Scenarios: bare baseline; whoami; me; login; whoami while logins saturate the hasher; one
+//! tenant's logins while another floods the hasher (fairness); cold
 //! start with 100,000 registered tenants; first request to each of 10,000 cold tenants; whoami
 //! round-robin over those 10,000 tenants; RSS and open files after touching them; and
 //! `vigia tenant create` per SQLite tenant.
@@ -522,6 +523,43 @@ async fn orchestrate() -> anyhow::Result<()> {
         "whoami during login saturation"
     );
     println!("{:<44} {logins}", "  logins meanwhile (503 = queue bound)");
+
+    // Hashing fairness: tenant A (t000001) floods logins with twice as many connections as
+    // the hasher admits (workers + queue), while tenant B (t000000) logs in over 4
+    // connections. Round-robin over tenants gives B up to half the hashing capacity; none of
+    // B's correct logins may be refused.
+    let flood_script = lua(
+        &root.join("flood.lua"),
+        "wrk.method = \"POST\"\nwrk.body = \"username=juan.perez&password=SecurePass123\"\n\
+         wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.headers[\"X-Tenant\"] = \"t000001\"\n",
+    )?;
+    let flood_url = format!("{address}/api/v1/auth/login");
+    let flood_connections = u32::try_from(2 * (cores + settings.argon2.queue)).unwrap_or(256);
+    let before = argon_rate()?;
+    let flood =
+        std::thread::spawn(move || wrk(&flood_url, flood_connections, &[], Some(&flood_script)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fair = wrk(
+        &format!("{address}/api/v1/auth/login"),
+        4,
+        &[],
+        Some(&root.join("login.lua")),
+    )?;
+    let flooding = flood
+        .join()
+        .map_err(|_| anyhow::anyhow!("flood panicked"))??;
+    let after = argon_rate()?;
+    let share = (before + after) / 2.0 * cores as f64 / 2.0;
+    println!(
+        "{:<44} {fair}  = {:.2}x half of {cores} cores x argon2 rate; {} refused (goal 0)",
+        "tenant B's logins while tenant A floods",
+        fair.rps / share,
+        fair.errors
+    );
+    println!(
+        "{:<44} {flooding}",
+        "  tenant A's flood meanwhile (503 = displaced)"
+    );
 
     // Cold tenants: the first request to each of 10,000.
     let tokens: Vec<String> = (0..TOUCHED)
