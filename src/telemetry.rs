@@ -26,7 +26,7 @@ use std::{
     fmt::{self, Write as _},
     io::{self, Write},
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
@@ -405,7 +405,8 @@ struct Batch {
     pending: Mutex<Vec<u8>>,
     /// The sink and a spare buffer; held while writing, so batches go out in order.
     out: Mutex<Sink>,
-    flusher: std::thread::Thread,
+    /// The log thread, set once it is started (before any line can arrive).
+    flusher: OnceLock<std::thread::Thread>,
     stopping: AtomicBool,
 }
 
@@ -428,36 +429,39 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl BatchWriter {
     /// A writer batching into `sink`, and the guard of its flushing thread.
     pub fn spawn(sink: Box<dyn Write + Send>) -> (Self, LogGuard) {
-        let (tx, rx) = std::sync::mpsc::channel::<Arc<Batch>>();
-        let thread = std::thread::Builder::new()
-            .name("vigia-log".into())
-            .spawn(move || {
-                let Ok(batch) = rx.recv() else { return };
-                loop {
-                    std::thread::park();
-                    let stopping = batch.stopping.load(Ordering::Acquire);
-                    if !stopping {
-                        std::thread::sleep(FLUSH_INTERVAL);
-                    }
-                    // Nowhere to report a failing stderr; the next batch tries again.
-                    let _ = batch.flush();
-                    if stopping {
-                        return;
-                    }
-                }
-            })
-            .expect("BUG: cannot start the log thread");
         let batch = Arc::new(Batch {
             pending: Mutex::new(Vec::with_capacity(64 * 1024)),
             out: Mutex::new(Sink {
                 writer: sink,
                 spare: Vec::with_capacity(64 * 1024),
             }),
-            flusher: thread.thread().clone(),
+            flusher: OnceLock::new(),
             stopping: AtomicBool::new(false),
         });
-        tx.send(batch.clone())
-            .expect("BUG: the log thread waits for its batch");
+        let shared = batch.clone();
+        // The thread learns of a new batch, and of stopping, from `unpark` alone, so it must
+        // block in nothing else that parks: a channel's `recv` here used to swallow a wake-up,
+        // and a guard dropped at once then waited forever for the thread.
+        let thread = std::thread::Builder::new()
+            .name("vigia-log".into())
+            .spawn(move || {
+                loop {
+                    std::thread::park();
+                    let stopping = shared.stopping.load(Ordering::Acquire);
+                    if !stopping {
+                        std::thread::sleep(FLUSH_INTERVAL);
+                    }
+                    // Nowhere to report a failing stderr; the next batch tries again.
+                    let _ = shared.flush();
+                    if stopping {
+                        return;
+                    }
+                }
+            })
+            .expect("BUG: cannot start the log thread");
+        if batch.flusher.set(thread.thread().clone()).is_err() {
+            unreachable!("BUG: the log thread is set once, here");
+        }
         (
             Self(batch.clone()),
             LogGuard {
@@ -469,6 +473,12 @@ impl BatchWriter {
 }
 
 impl Batch {
+    fn wake(&self) {
+        if let Some(thread) = self.flusher.get() {
+            thread.unpark();
+        }
+    }
+
     fn append(&self, line: &[u8]) -> io::Result<()> {
         let mut pending = lock(&self.pending);
         let first = pending.is_empty();
@@ -479,7 +489,7 @@ impl Batch {
             self.flush()
         } else {
             if first {
-                self.flusher.unpark();
+                self.wake();
             }
             Ok(())
         }
@@ -503,7 +513,7 @@ impl Batch {
 impl Drop for LogGuard {
     fn drop(&mut self) {
         self.batch.stopping.store(true, Ordering::Release);
-        self.batch.flusher.unpark();
+        self.batch.wake();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -655,6 +665,42 @@ mod tests {
                 module_path!()
             )
         );
+    }
+
+    #[test]
+    fn a_guard_dropped_at_once_never_hangs_and_first_lines_are_never_stranded() {
+        // Start and stop at once (as `serve` does when its configuration is refused), or write
+        // one line right after starting: every wake-up must reach the log thread. Several
+        // threads at it make the scheduler interleave them as a loaded machine does.
+        let (done, finished) = std::sync::mpsc::channel();
+        for t in 0..4 {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for i in 0..1_050 {
+                    let sink = Shared::default();
+                    let (mut writer, guard) = BatchWriter::spawn(Box::new(sink.clone()));
+                    if i >= 1_000 {
+                        writer.write_all(b"first\n").expect("written");
+                        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                        while lock(&sink.0).is_empty() {
+                            if std::time::Instant::now() > deadline {
+                                let _ = done.send(Err(format!("{t}/{i}: a first line stranded")));
+                                return;
+                            }
+                            std::thread::yield_now();
+                        }
+                    }
+                    drop(guard);
+                }
+                let _ = done.send(Ok(()));
+            });
+        }
+        for _ in 0..4 {
+            match finished.recv_timeout(Duration::from_secs(30)) {
+                Ok(outcome) => outcome.expect("every line written"),
+                Err(_) => panic!("dropping a fresh guard hung"),
+            }
+        }
     }
 
     #[test]
