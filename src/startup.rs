@@ -32,6 +32,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.check_serving()?;
         // Asked before anything below writes to data_dir.
         let first_start = settings.environment == Environment::Development
             && provision::is_first_start(&settings);

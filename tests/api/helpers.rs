@@ -514,12 +514,11 @@ impl TestApp {
 
     /// `vigia serve` as a process of its own over this app's directories and databases, on a
     /// free loopback port unless `env` says otherwise, with `env` (`VIGIA__…`) set and its
-    /// stderr captured byte for byte.
+    /// stderr captured byte for byte. No JWT secret unless `env` gives one.
     pub fn serve_process(&self, env: &[(&str, &str)]) -> ServerProcess {
         let mut cmd = self.cli();
         cmd.arg("serve")
             .env("VIGIA__SERVER__LISTEN", "127.0.0.1:0")
-            .env("VIGIA__JWT__SECRET", SECRET)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -528,13 +527,13 @@ impl TestApp {
         let mut stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n @ 1..) = stderr.read(&mut buf) {
                 sink.lock().expect("log lock").extend_from_slice(&buf[..n]);
             }
         });
-        ServerProcess { child, log }
+        ServerProcess { child, log, reader }
     }
 }
 
@@ -542,6 +541,8 @@ impl TestApp {
 pub struct ServerProcess {
     child: std::process::Child,
     log: Arc<Mutex<Vec<u8>>>,
+    /// Copies stderr into `log` until the process closes it.
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl ServerProcess {
@@ -558,6 +559,18 @@ impl ServerProcess {
             let rest = log.split("listening on http://").nth(1)?;
             let end = rest.find([' ', '"'])?;
             Some(format!("http://{}", &rest[..end]))
+        })
+        .await
+    }
+
+    /// The exit status, once the process has ended within `deadline` (else the test fails)
+    /// and all it wrote has been read.
+    pub async fn exit_status(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let (child, reader) = (&mut self.child, &self.reader);
+        eventually(deadline, || {
+            let status = child.try_wait().expect("wait");
+            let read = reader.is_finished();
+            async move { status.filter(|_| read) }
         })
         .await
     }

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use vigia::telemetry::must_escape;
 
-use crate::helpers::{TENANT, backend_tests, spawn_app};
+use crate::helpers::{SECRET, TENANT, backend_tests, spawn_app};
 
 backend_tests! {
     async fn request_ids_are_echoed_or_generated(backend) {
@@ -65,7 +65,10 @@ backend_tests! {
         let app = spawn_app(backend.clone()).await;
         let name = "ghost\r\x1b[31m\tadmin\u{85}logged-in\u{2028}\u{202e}x";
         for environment in ["development", "production"] {
-            let server = app.serve_process(&[("VIGIA__ENVIRONMENT", environment)]);
+            let server = app.serve_process(&[
+                ("VIGIA__ENVIRONMENT", environment),
+                ("VIGIA__JWT__SECRET", SECRET),
+            ]);
             let address = server.address().await;
             for _ in 0..5 {
                 let resp = app
