@@ -9,7 +9,9 @@
 #   VIGIA_BIN=target/debug/vigia bash .ci/deploy-check.sh
 #                                         also starts that binary with the Kubernetes ConfigMap's
 #                                         vigia.toml, asks it with the image's HEALTHCHECK and
-#                                         stops it with SIGTERM (must exit 0 within the grace)
+#                                         stops it with SIGTERM (must exit 0 within the grace);
+#                                         then runs it with the Dockerfile's ENV alone, which
+#                                         must refuse to serve (no secret; development on 0.0.0.0)
 #
 # The tools are pinned below and installed on first use (PyPI, Debian) into
 # $VIGIA_DEPLOY_TOOLS (default ~/.cache/vigia-deploy-check/<hash of the pins>); later runs reuse
@@ -286,6 +288,8 @@ for key, want in [("VIGIA__ENVIRONMENT", "production"), ("VIGIA__SERVER__LISTEN"
                   ("VIGIA__TENANTS__REGISTRY", "database"),
                   ("VIGIA__SECURITY__TRUST_FORWARDED_FOR", "true")]:
     need(env.get(key) == want, f"{key}={want}")
+need(str(env.get("VIGIA__SERVER__ALLOW_DEVELOPMENT_ON_NETWORK", "false")).lower() == "false",
+     "does not opt in to development on a network address")
 need(env.get("VIGIA__LEGACY__DATABASE_URL", "").startswith("postgres://vigia:")
      and "@postgres:5432/" in env.get("VIGIA__LEGACY__DATABASE_URL", ""),
      "legacy database is the postgres service")
@@ -498,6 +502,10 @@ for c in final["cmds"]:
     if c.cmd.lower() == "env":
         env.update(zip(c.value[0::2], c.value[1::2]))
 need(env.get("VIGIA__SERVER__LISTEN") == "0.0.0.0:8000", "listens on 0.0.0.0:8000")
+need(env.get("VIGIA__ENVIRONMENT") == "production",
+     "defaults to environment production (a bare docker run serves no development on 0.0.0.0)")
+need(env.get("VIGIA__SERVER__ALLOW_DEVELOPMENT_ON_NETWORK", "false").lower() == "false",
+     "does not opt in to development on a network address")
 workdir = last("workdir")
 need(workdir is not None and workdir.value[0] == "/var/lib/vigia", "WORKDIR /var/lib/vigia (./data, ./tenants)")
 need(not any(c.cmd.lower() == "add" for s in stages for c in s["cmds"]), "no ADD (COPY only)")
@@ -601,6 +609,8 @@ except tomllib.TOMLDecodeError as e:
     sys.exit(1)
 need(True, "ConfigMap vigia.toml parses as TOML")
 need(settings.get("environment") == "production", "environment = production")
+need(settings.get("server", {}).get("allow_development_on_network", False) is False,
+     "server.allow_development_on_network not set")
 need(settings.get("tenants", {}).get("registry") == "database", 'tenants.registry = "database"')
 need(settings.get("security", {}).get("trust_forwarded_for") is True, "security.trust_forwarded_for = true")
 need(settings.get("server", {}).get("listen", "").endswith(":8000"), "server.listen on port 8000")
@@ -798,6 +808,43 @@ for k, v in yaml.safe_load(open(sys.argv[1]))["stringData"].items():
     return 1
   fi
   echo "with deploy/k8s/secret.yaml's placeholders it refuses to start: $(tail -n 1 "$d/placeholders.log")"
+
+  # The image's own defaults (its ENV: production on 0.0.0.0:8000) as a bare `docker run` gets
+  # them, in an empty working directory: without a secret it must refuse and name
+  # VIGIA__JWT__SECRET; switched to development it must refuse that address.
+  "$PY" - deploy/Dockerfile >"$d/image.env" <<'PY'
+import shlex, sys
+import dockerfile
+env = {}
+for c in dockerfile.parse_file(sys.argv[1]):
+    if c.cmd.lower() == "env":
+        env.update(zip(c.value[0::2], c.value[1::2]))
+for key, value in env.items():
+    print(f"export {key}={shlex.quote(value)}")
+PY
+  local mode expect
+  mkdir -p "$d/bare"
+  for mode in production development; do
+    expect=VIGIA__JWT__SECRET
+    [[ $mode == development ]] && expect=server.allow_development_on_network
+    set +e
+    (
+      cd "$d/bare"
+      # shellcheck disable=SC1091
+      . "$d/image.env"
+      [[ $mode == production ]] || export VIGIA__ENVIRONMENT=$mode
+      exec env -u VIGIA__JWT__SECRET -u VIGIA__ADMIN__TOKEN -u VIGIA__LEGACY__DATABASE_URL \
+        VIGIA__DATA_DIR="$d/bare/data" VIGIA__TENANTS__DIR="$d/bare/tenants" timeout 15 "$bin" serve
+    ) >"$d/bare-$mode.log" 2>&1
+    status=$?
+    set -e
+    if [[ $status -eq 0 || $status -eq 124 ]] || ! grep -q "$expect" "$d/bare-$mode.log"; then
+      echo "the image's defaults, environment $mode: want a refusal naming $expect, got exit $status:" >&2
+      cat "$d/bare-$mode.log" >&2
+      return 1
+    fi
+    echo "the image's defaults, environment $mode: refused: $(tail -n 1 "$d/bare-$mode.log")"
+  done
 }
 
 # --- run ----------------------------------------------------------------------------------------

@@ -76,6 +76,9 @@ pub struct ServerSettings {
     /// A connection idle this long between requests (or whose client stopped reading) is
     /// closed. Keep it above the idle timeout of a load balancer's upstream connections.
     pub keep_alive_timeout_seconds: u64,
+    /// Lets `serve` run `development` on a non-loopback `listen` address, which it otherwise
+    /// refuses: development leaves the password reset open and seeds demo credentials.
+    pub allow_development_on_network: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +204,7 @@ shutdown_grace_seconds = 20
 header_read_timeout_seconds = 10
 body_read_timeout_seconds = 30
 keep_alive_timeout_seconds = 75
+allow_development_on_network = false
 
 [tenants]
 dir = "./tenants"
@@ -296,7 +300,13 @@ impl Settings {
                 .as_ref()
                 .map(JwtSecrets::list)
                 .unwrap_or_default();
-            if secrets.is_empty() || secrets.iter().any(|s| s.len() < 32) {
+            if secrets.is_empty() {
+                bail!(
+                    "environment \"production\" needs a JWT secret: set VIGIA__JWT__SECRET (or \
+                     jwt.secret) to 32 or more random bytes, e.g. `openssl rand -hex 32`"
+                );
+            }
+            if secrets.iter().any(|s| s.len() < 32) {
                 bail!(
                     "production needs jwt.secret (VIGIA__JWT__SECRET): every secret at least 32 bytes"
                 );
@@ -328,6 +338,28 @@ impl Settings {
         }
         if self.tenants.pool_cache_capacity == 0 {
             bail!("tenants.pool_cache_capacity must be positive");
+        }
+        Ok(())
+    }
+
+    /// The check only `serve` makes: `development` (an open password reset, demo credentials,
+    /// a generated secret) is refused on a listen address other machines can reach, unless
+    /// `server.allow_development_on_network` says that is meant. Not part of [`Settings::load`]:
+    /// operators run the other commands (`tenant create`, `migrate`, …) with the server's
+    /// configuration, listen address and all.
+    pub fn check_serving(&self) -> anyhow::Result<()> {
+        let listen = self.server.listen;
+        if self.environment == Environment::Development
+            && !listen.ip().to_canonical().is_loopback()
+            && !self.server.allow_development_on_network
+        {
+            bail!(
+                "refusing to serve environment \"development\" on {listen}, which is not a \
+                 loopback address: development leaves the password reset open and seeds demo \
+                 credentials. Set environment = \"production\" (VIGIA__ENVIRONMENT=production) \
+                 with a jwt.secret of 32+ bytes (VIGIA__JWT__SECRET), or listen on 127.0.0.1, \
+                 or set server.allow_development_on_network = true to accept the risk"
+            );
         }
         Ok(())
     }
@@ -395,6 +427,46 @@ mod tests {
             .is_err(),
             "every listed secret must be long enough"
         );
+    }
+
+    #[test]
+    fn serve_refuses_development_on_a_network_address_unless_allowed() {
+        let check = |pairs: &[(&str, &str)]| {
+            Settings::from_overrides(pairs)
+                .expect("other commands accept it")
+                .check_serving()
+        };
+        for listen in ["0.0.0.0:8000", "[::]:8000", "192.0.2.7:8000"] {
+            let refused = check(&[("server.listen", listen)]).expect_err(listen);
+            let text = refused.to_string();
+            assert!(
+                text.contains("environment = \"production\"")
+                    && text.contains("VIGIA__JWT__SECRET")
+                    && text.contains("server.allow_development_on_network")
+                    && !text.contains('\n'),
+                "{text}"
+            );
+            check(&[
+                ("server.listen", listen),
+                ("server.allow_development_on_network", "true"),
+            ])
+            .expect("allowed explicitly");
+        }
+        for listen in [
+            "127.0.0.1:8000",
+            "127.0.0.2:0",
+            "[::1]:8000",
+            "[::ffff:127.0.0.1]:8000",
+        ] {
+            check(&[("server.listen", listen)]).expect(listen);
+        }
+        let long = "x".repeat(32);
+        check(&[
+            ("environment", "production"),
+            ("jwt.secret", &long),
+            ("server.listen", "0.0.0.0:8000"),
+        ])
+        .expect("production may listen anywhere");
     }
 
     #[test]

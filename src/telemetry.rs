@@ -1,9 +1,17 @@
 //! Logging: `tracing` to stderr, `key=value` text in development and one JSON object per line
 //! in production; the level comes from `RUST_LOG` (default `info`).
 //!
-//! Lines are written by [`LineFormat`] (tracing-subscriber's own compact and JSON formatters
-//! only at an interactive terminal, for colour): those Debug-format every field through ANSI
-//! styling or an intermediate map, about 6% of a token check's CPU under load (perf).
+//! Lines are written by [`LineFormat`], never by tracing-subscriber's own formatters: those
+//! Debug-format every field through ANSI styling or an intermediate map (about 6% of a token
+//! check's CPU under load, perf), and its compact format writes message text raw.
+//!
+//! A log line cannot be forged: one event is always exactly one line, because every character
+//! [`must_escape`] names (C0 and C1 controls, DEL, the Unicode line and paragraph separators,
+//! the bidirectional controls) is escaped wherever it appears — message, field values, field
+//! names, target — in both formats. Values stay recoverable: text values are bare or quoted
+//! with `\"`, `\\`, `\n`, `\r`, `\t` and `\u{…}` escapes; JSON values are JSON strings. A
+//! login name such as `"x\r\x1b[2K…"` therefore reaches the lockout alert line as
+//! `username="x\r\u{1b}[2K…"`.
 //!
 //! Formatted lines are appended to an in-memory batch that a background thread writes out
 //! [`FLUSH_INTERVAL`] after the batch's first line. A request therefore costs one copy under a
@@ -18,7 +26,7 @@ use std::{
     fmt::{self, Write as _},
     io::{self, Write},
     sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
+        Arc, Mutex, MutexGuard, OnceLock, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
@@ -52,16 +60,19 @@ pub fn init(environment: Environment) -> LogGuard {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(terminal);
-    let _ = match environment {
-        Environment::Development if terminal => builder.compact().try_init(),
-        Environment::Development => builder.event_format(LineFormat::Text).try_init(),
-        Environment::Production => builder.event_format(LineFormat::Json).try_init(),
+    let format = match environment {
+        // At a terminal the level is coloured (see `LineFormat::Text`); the text is the same.
+        Environment::Development => LineFormat::Text,
+        Environment::Production => LineFormat::Json,
     };
+    let _ = builder.event_format(format).try_init();
     guard
 }
 
 /// One line per event: `2026-11-26T03:34:42.036281Z  INFO target: message key=value …`, or
-/// `{"timestamp":…,"level":…,"target":…,"message":…,"key":value,…}` (fields flattened).
+/// `{"timestamp":…,"level":…,"target":…,"message":…,"key":value,…}` (fields flattened). Text
+/// lines colour the level when the writer has ANSI enabled (an interactive terminal); nothing
+/// else in a line ever carries a raw control character.
 #[derive(Debug, Clone, Copy)]
 pub enum LineFormat {
     Text,
@@ -85,7 +96,20 @@ where
         match self {
             LineFormat::Text => {
                 timestamp(&mut w)?;
-                write!(w, " {level:>5} {}: ", meta.target())?;
+                if w.has_ansi_escapes() {
+                    let colour = match *meta.level() {
+                        tracing::Level::ERROR => "31",
+                        tracing::Level::WARN => "33",
+                        tracing::Level::INFO => "32",
+                        tracing::Level::DEBUG => "34",
+                        tracing::Level::TRACE => "35",
+                    };
+                    write!(w, " \x1b[{colour}m{level:>5}\x1b[0m ")?;
+                } else {
+                    write!(w, " {level:>5} ")?;
+                }
+                Escaper::plain(&mut w).write_str(meta.target())?;
+                w.write_str(": ")?;
                 // The message first, then the other fields.
                 let mut message = TextFields::new(&mut w, Pass::Message);
                 event.record(&mut message);
@@ -114,7 +138,8 @@ where
 
 thread_local! {
     static TIMESTAMP: RefCell<Timestamp> = const { RefCell::new(Timestamp { second: u64::MAX, text: String::new() }) };
-    /// Scratch space for fields given as `Debug` values in JSON lines.
+    /// Scratch space for fields given as `Debug` or `Display` values (their text is needed
+    /// whole before it is escaped).
     static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
@@ -159,7 +184,84 @@ enum Pass {
     Fields,
 }
 
-/// `key=value` fields; values with spaces, quotes or `=` (or empty) are quoted.
+/// Whether `c` may never appear raw in a log line: the C0 controls (line feed, carriage
+/// return, tab, ESC, …), DEL, the C1 controls (NEL, CSI, …), the Unicode line and paragraph
+/// separators (U+2028, U+2029: line breaks to many viewers), and the bidirectional formatting
+/// controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), which reorder what a
+/// terminal or log viewer shows without changing the bytes.
+pub fn must_escape(c: char) -> bool {
+    matches!(
+        c,
+        '\0'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Writes text with `\\`, `\n`, `\r`, `\t` and `\u{…}` escapes for every [`must_escape`]
+/// character (and `\"` inside a quoted value), so text written through it is one line and can
+/// be read back exactly.
+struct Escaper<'a, W: fmt::Write> {
+    w: &'a mut W,
+    /// Inside a quoted value: `"` is escaped too.
+    quoted: bool,
+}
+
+impl<'a, W: fmt::Write> Escaper<'a, W> {
+    /// For message text, targets and field names (not quoted).
+    fn plain(w: &'a mut W) -> Self {
+        Self { w, quoted: false }
+    }
+}
+
+impl<W: fmt::Write> fmt::Write for Escaper<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (i, c) in s.char_indices() {
+            let escape = match c {
+                '\\' => "\\\\",
+                '"' if self.quoted => "\\\"",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                c if must_escape(c) => "",
+                _ => continue,
+            };
+            self.w.write_str(&s[plain..i])?;
+            if escape.is_empty() {
+                write!(self.w, "\\u{{{:x}}}", u32::from(c))?;
+            } else {
+                self.w.write_str(escape)?;
+            }
+            plain = i + c.len_utf8();
+        }
+        self.w.write_str(&s[plain..])
+    }
+}
+
+/// A text value: bare when it is non-empty and holds no space, `"`, `=` or [`must_escape`]
+/// character (a bare value is literal, up to the next space), else quoted with escapes.
+fn text_value(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
+    let bare = !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| matches!(c, ' ' | '"' | '=') || must_escape(c));
+    if bare {
+        return w.write_str(s);
+    }
+    w.write_char('"')?;
+    Escaper { w, quoted: true }.write_str(s)?;
+    w.write_char('"')
+}
+
+/// `key=value` fields; values with spaces, quotes, `=` or control characters (or empty) are
+/// quoted and escaped.
 struct TextFields<'a, 'w> {
     w: &'a mut Writer<'w>,
     pass: Pass,
@@ -181,14 +283,22 @@ impl<'a, 'w> TextFields<'a, 'w> {
             return;
         }
         self.result = if is_message {
-            self.w.write_fmt(value)
+            Escaper::plain(&mut *self.w).write_fmt(value)
         } else {
-            match text {
-                Some(s) if s.is_empty() || s.contains([' ', '"', '=', '\n']) => {
-                    write!(self.w, " {}={s:?}", field.name())
-                }
-                _ => write!(self.w, " {}={value}", field.name()),
-            }
+            self.w
+                .write_char(' ')
+                .and_then(|()| Escaper::plain(&mut *self.w).write_str(field.name()))
+                .and_then(|()| self.w.write_char('='))
+                .and_then(|()| match text {
+                    Some(s) => text_value(self.w, s),
+                    // A `Debug` or `Display` value: its text is needed whole to choose bare
+                    // or quoted.
+                    None => SCRATCH.with_borrow_mut(|scratch| {
+                        scratch.clear();
+                        scratch.write_fmt(value)?;
+                        text_value(self.w, scratch)
+                    }),
+                })
         };
     }
 }
@@ -259,7 +369,8 @@ impl Visit for JsonFields<'_, '_> {
     }
 }
 
-/// `s` as a JSON string literal.
+/// `s` as a JSON string literal, every [`must_escape`] character escaped (`\n`, `\r`, `\t` or
+/// `\uXXXX`; JSON itself demands it only of C0 controls).
 fn json_string(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
     w.write_char('"')?;
     let mut plain = 0;
@@ -270,11 +381,12 @@ fn json_string(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
             '\n' => "\\n",
             '\r' => "\\r",
             '\t' => "\\t",
-            c if c < ' ' => "",
+            c if must_escape(c) => "",
             _ => continue,
         };
         w.write_str(&s[plain..i])?;
         if escape.is_empty() {
+            // Every such character is in the Basic Multilingual Plane: four digits suffice.
             write!(w, "\\u{:04x}", u32::from(c))?;
         } else {
             w.write_str(escape)?;
@@ -293,7 +405,8 @@ struct Batch {
     pending: Mutex<Vec<u8>>,
     /// The sink and a spare buffer; held while writing, so batches go out in order.
     out: Mutex<Sink>,
-    flusher: std::thread::Thread,
+    /// The log thread, set once it is started (before any line can arrive).
+    flusher: OnceLock<std::thread::Thread>,
     stopping: AtomicBool,
 }
 
@@ -316,36 +429,39 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl BatchWriter {
     /// A writer batching into `sink`, and the guard of its flushing thread.
     pub fn spawn(sink: Box<dyn Write + Send>) -> (Self, LogGuard) {
-        let (tx, rx) = std::sync::mpsc::channel::<Arc<Batch>>();
-        let thread = std::thread::Builder::new()
-            .name("vigia-log".into())
-            .spawn(move || {
-                let Ok(batch) = rx.recv() else { return };
-                loop {
-                    std::thread::park();
-                    let stopping = batch.stopping.load(Ordering::Acquire);
-                    if !stopping {
-                        std::thread::sleep(FLUSH_INTERVAL);
-                    }
-                    // Nowhere to report a failing stderr; the next batch tries again.
-                    let _ = batch.flush();
-                    if stopping {
-                        return;
-                    }
-                }
-            })
-            .expect("BUG: cannot start the log thread");
         let batch = Arc::new(Batch {
             pending: Mutex::new(Vec::with_capacity(64 * 1024)),
             out: Mutex::new(Sink {
                 writer: sink,
                 spare: Vec::with_capacity(64 * 1024),
             }),
-            flusher: thread.thread().clone(),
+            flusher: OnceLock::new(),
             stopping: AtomicBool::new(false),
         });
-        tx.send(batch.clone())
-            .expect("BUG: the log thread waits for its batch");
+        let shared = batch.clone();
+        // The thread learns of a new batch, and of stopping, from `unpark` alone, so it must
+        // block in nothing else that parks: a channel's `recv` here used to swallow a wake-up,
+        // and a guard dropped at once then waited forever for the thread.
+        let thread = std::thread::Builder::new()
+            .name("vigia-log".into())
+            .spawn(move || {
+                loop {
+                    std::thread::park();
+                    let stopping = shared.stopping.load(Ordering::Acquire);
+                    if !stopping {
+                        std::thread::sleep(FLUSH_INTERVAL);
+                    }
+                    // Nowhere to report a failing stderr; the next batch tries again.
+                    let _ = shared.flush();
+                    if stopping {
+                        return;
+                    }
+                }
+            })
+            .expect("BUG: cannot start the log thread");
+        if batch.flusher.set(thread.thread().clone()).is_err() {
+            unreachable!("BUG: the log thread is set once, here");
+        }
         (
             Self(batch.clone()),
             LogGuard {
@@ -357,6 +473,12 @@ impl BatchWriter {
 }
 
 impl Batch {
+    fn wake(&self) {
+        if let Some(thread) = self.flusher.get() {
+            thread.unpark();
+        }
+    }
+
     fn append(&self, line: &[u8]) -> io::Result<()> {
         let mut pending = lock(&self.pending);
         let first = pending.is_empty();
@@ -367,7 +489,7 @@ impl Batch {
             self.flush()
         } else {
             if first {
-                self.flusher.unpark();
+                self.wake();
             }
             Ok(())
         }
@@ -391,7 +513,7 @@ impl Batch {
 impl Drop for LogGuard {
     fn drop(&mut self) {
         self.batch.stopping.store(true, Ordering::Release);
-        self.batch.flusher.unpark();
+        self.batch.wake();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -468,16 +590,7 @@ mod tests {
 
     /// The lines `format` writes for one event with a message and fields of every kind.
     fn one_line(format: LineFormat) -> String {
-        let sink = Shared::default();
-        let writer = {
-            let sink = sink.clone();
-            move || sink.clone()
-        };
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(writer)
-            .event_format(format)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        written(format, false, || {
             let absent: Option<&str> = None;
             tracing::info!(
                 request_id = %"abc-1",
@@ -492,7 +605,22 @@ mod tests {
                 "request {}",
                 7
             );
-        });
+        })
+    }
+
+    /// What `format` writes for the events `emit` makes; `ansi` as at a terminal.
+    fn written(format: LineFormat, ansi: bool, emit: impl FnOnce()) -> String {
+        let sink = Shared::default();
+        let writer = {
+            let sink = sink.clone();
+            move || sink.clone()
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(writer)
+            .with_ansi(ansi)
+            .event_format(format)
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
         String::from_utf8(lock(&sink.0).clone()).expect("UTF-8")
     }
 
@@ -540,6 +668,42 @@ mod tests {
     }
 
     #[test]
+    fn a_guard_dropped_at_once_never_hangs_and_first_lines_are_never_stranded() {
+        // Start and stop at once (as `serve` does when its configuration is refused), or write
+        // one line right after starting: every wake-up must reach the log thread. Several
+        // threads at it make the scheduler interleave them as a loaded machine does.
+        let (done, finished) = std::sync::mpsc::channel();
+        for t in 0..4 {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for i in 0..1_050 {
+                    let sink = Shared::default();
+                    let (mut writer, guard) = BatchWriter::spawn(Box::new(sink.clone()));
+                    if i >= 1_000 {
+                        writer.write_all(b"first\n").expect("written");
+                        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                        while lock(&sink.0).is_empty() {
+                            if std::time::Instant::now() > deadline {
+                                let _ = done.send(Err(format!("{t}/{i}: a first line stranded")));
+                                return;
+                            }
+                            std::thread::yield_now();
+                        }
+                    }
+                    drop(guard);
+                }
+                let _ = done.send(Ok(()));
+            });
+        }
+        for _ in 0..4 {
+            match finished.recv_timeout(Duration::from_secs(30)) {
+                Ok(outcome) => outcome.expect("every line written"),
+                Err(_) => panic!("dropping a fresh guard hung"),
+            }
+        }
+    }
+
+    #[test]
     fn a_line_is_written_soon_without_further_lines() {
         let sink = Shared::default();
         let (mut writer, _guard) = BatchWriter::spawn(Box::new(sink.clone()));
@@ -553,5 +717,149 @@ mod tests {
             std::thread::yield_now();
         }
         assert_eq!(&*lock(&sink.0), b"alone\n");
+    }
+
+    /// Characters a log line must never carry raw, with characters that need quoting or
+    /// escaping in a value, and some letters.
+    fn nasty_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let special = prop::sample::select(vec![
+            '\0', '\n', '\r', '\t', '\x0b', '\x0c', '\x07', '\x08', '\x1b', '\x7f', '\u{80}',
+            '\u{85}', '\u{9b}', '\u{9f}', '\u{2028}', '\u{2029}', '\u{61c}', '\u{200e}',
+            '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '"', '\\', '=', ' ', '{', '}', 'u',
+            'é', '€', '😀',
+        ]);
+        let c = prop_oneof![3 => any::<char>(), 3 => special, 2 => prop::char::range('a', 'z')];
+        prop::collection::vec(c, 0..32).prop_map(String::from_iter)
+    }
+
+    /// The line is one line, and nothing in it is a raw control character.
+    fn assert_one_clean_line(line: &str) {
+        assert!(line.ends_with('\n'), "{line:?}");
+        let body = &line[..line.len() - 1];
+        assert!(!body.contains('\n'), "more than one line: {line:?}");
+        assert!(
+            !body.chars().any(must_escape),
+            "a raw control character: {line:?}"
+        );
+    }
+
+    /// Reads one escaped text unit from the start of `s`: up to the closing `"` when `quoted`,
+    /// else to the end. The text and what follows it.
+    fn unescape(s: &str, quoted: bool) -> Option<(String, &str)> {
+        let mut out = String::new();
+        let mut chars = s.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' if quoted => return Some((out, &s[i + 1..])),
+                '\\' => match chars.next()?.1 {
+                    'n' => out.push('\n'),
+                    'r' => out.push('\r'),
+                    't' => out.push('\t'),
+                    '\\' => out.push('\\'),
+                    '"' if quoted => out.push('"'),
+                    'u' => {
+                        if chars.next()?.1 != '{' {
+                            return None;
+                        }
+                        let mut hex = String::new();
+                        loop {
+                            match chars.next()?.1 {
+                                '}' => break,
+                                h => hex.push(h),
+                            }
+                        }
+                        out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                    }
+                    _ => return None,
+                },
+                c => out.push(c),
+            }
+        }
+        (!quoted).then_some((out, ""))
+    }
+
+    /// The ` key=value` fields of a text line after its message, values unescaped.
+    fn text_fields(mut rest: &str) -> Option<Vec<(String, String)>> {
+        let mut fields = Vec::new();
+        rest = rest.strip_suffix('\n')?;
+        while !rest.is_empty() {
+            let (key, after) = rest.strip_prefix(' ')?.split_once('=')?;
+            let (value, next) = match after.strip_prefix('"') {
+                Some(quoted) => unescape(quoted, true)?,
+                None => {
+                    let end = after.find(' ').unwrap_or(after.len());
+                    (after[..end].to_owned(), &after[end..])
+                }
+            };
+            fields.push((key.to_owned(), value));
+            rest = next;
+        }
+        Some(fields)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn text_values_are_one_clean_line_and_read_back_exactly(value in nasty_text()) {
+            let line = written(LineFormat::Text, false, || {
+                tracing::warn!(v = value.as_str(), d = %value, n = 1, "m");
+            });
+            assert_one_clean_line(&line);
+            let (_, rest) = line.split_once(": m").expect("the message");
+            let fields = text_fields(rest).expect("well-formed fields");
+            let expected = [("v", value.as_str()), ("d", value.as_str()), ("n", "1")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()));
+            proptest::prop_assert_eq!(fields, expected.to_vec(), "{:?}", line);
+        }
+
+        #[test]
+        fn text_messages_are_one_clean_line_and_read_back_exactly(message in nasty_text()) {
+            let line = written(LineFormat::Text, false, || tracing::warn!("{message}"));
+            assert_one_clean_line(&line);
+            let (_, rest) = line.split_once(": ").expect("the target");
+            let (read, _) = unescape(rest.strip_suffix('\n').expect("newline"), false)
+                .expect("well-formed message");
+            proptest::prop_assert_eq!(read, message, "{:?}", line);
+        }
+
+        #[test]
+        fn json_lines_are_one_clean_line_and_parse_back_exactly(
+            message in nasty_text(),
+            value in nasty_text(),
+        ) {
+            let line = written(LineFormat::Json, false, || {
+                tracing::warn!(v = value.as_str(), d = %value, "{message}");
+            });
+            assert_one_clean_line(&line);
+            let parsed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+            proptest::prop_assert_eq!(&parsed["message"], &serde_json::json!(message));
+            proptest::prop_assert_eq!(&parsed["v"], &serde_json::json!(value));
+            proptest::prop_assert_eq!(&parsed["d"], &serde_json::json!(value));
+        }
+    }
+
+    /// An event whose target, field name, value and message hold control characters.
+    fn forged() {
+        tracing::event!(target: "t\x1b[2J", tracing::Level::ERROR, "na\rme" = "v\u{202e}", "m\u{2028}");
+    }
+
+    #[test]
+    fn targets_and_field_names_are_escaped_too_and_only_the_level_is_coloured() {
+        let text = written(LineFormat::Text, true, forged);
+        assert!(
+            text.ends_with(
+                " \x1b[31mERROR\x1b[0m t\\u{1b}[2J: m\\u{2028} na\\rme=\"v\\u{202e}\"\n"
+            ),
+            "{text:?}"
+        );
+        assert_one_clean_line(&text.replace("\x1b[31m", "").replace("\x1b[0m", ""));
+        let json = written(LineFormat::Json, true, forged);
+        assert_one_clean_line(&json);
+        let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert_eq!(parsed["target"], "t\x1b[2J");
+        assert_eq!(parsed["na\rme"], "v\u{202e}");
+        assert!(json.contains(r#""message":"m\u2028""#), "{json}");
     }
 }

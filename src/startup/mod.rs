@@ -18,6 +18,7 @@ use crate::{
     store::{
         DatabaseUrl, PoolSettings, Store,
         audit::{AuditType, NewAuditEvent},
+        files::{self, DirAccess},
     },
     tenancy::{
         Registry, ServerSecret, Source,
@@ -33,11 +34,11 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.check_serving()?;
         // Asked before anything below writes to data_dir.
         let first_start = settings.environment == Environment::Development
             && provision::is_first_start(&settings);
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("creating data_dir {}", settings.data_dir.display()))?;
+        private_data_dir(&settings)?;
         let secret = server_secret(&settings)?;
         let hasher = Hasher::new(&settings.argon2)?;
         if first_start {
@@ -94,6 +95,30 @@ impl Application {
         tracing::info!("stopped: in-flight requests drained, database pools closed");
         outcome
     }
+}
+
+/// Creates `data_dir` 0700, or tightens an existing one that group or others may enter (it
+/// holds SQLite databases with password hashes); says so in the log, or warns when it cannot.
+fn private_data_dir(settings: &Settings) -> anyhow::Result<()> {
+    let dir = &settings.data_dir;
+    let access = files::ensure_private_dir(dir)
+        .with_context(|| format!("creating data_dir {}", dir.display()))?;
+    match access {
+        DirAccess::Private => {}
+        DirAccess::Tightened { was } => tracing::warn!(
+            data_dir = %dir.display(),
+            was = %format_args!("{was:04o}"),
+            "data_dir was open to other users: its mode is now 0700 (it holds password hashes)"
+        ),
+        DirAccess::Open { mode, error } => tracing::warn!(
+            data_dir = %dir.display(),
+            mode = %format_args!("{mode:04o}"),
+            error = %error,
+            "data_dir is open to other users and could not be made 0700: make it private to \
+             the service's user (files Vigia creates in it are 0600 regardless)"
+        ),
+    }
+    Ok(())
 }
 
 /// The server secret: `jwt.secret`, or in development a random one generated on first start

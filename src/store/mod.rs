@@ -4,13 +4,14 @@
 //! side in the same function. Callers get typed outcomes ([`StoreError`]), never sqlx errors.
 
 pub mod audit;
+pub mod files;
 pub mod icsrs;
 pub mod name_lockouts;
 pub mod registry;
 pub mod revocations;
 pub mod users;
 
-use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+use std::{borrow::Cow, fmt, path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
@@ -100,8 +101,10 @@ impl fmt::Display for Backend {
     }
 }
 
-/// A database URL (`sqlite://…` or `postgres://…`). It may hold a password: `Debug` and
-/// `Display` mask it.
+/// A database URL (`sqlite://…` or `postgres://…`). It may hold secrets: `Debug` and
+/// `Display` mask the userinfo password and the value of every query parameter whose name
+/// suggests a secret ([`is_secret_parameter`]), so the URL can be shown in logs, audit records
+/// and the operators' API.
 #[derive(Clone)]
 pub struct DatabaseUrl {
     url: SecretString,
@@ -151,22 +154,168 @@ impl DatabaseUrl {
     }
 
     fn postgres_options(&self) -> Result<PgConnectOptions, StoreError> {
-        PgConnectOptions::from_str(self.expose())
+        PgConnectOptions::from_str(&postgres_driver_url(self.expose()))
             .map_err(|e| StoreError::Invalid(format!("malformed Postgres URL: {e}")))
     }
+
+    /// Whether this is an in-memory SQLite database (`sqlite::memory:`, `?mode=memory`), which
+    /// has no file; parsed as sqlx parses it.
+    fn sqlite_in_memory(&self) -> bool {
+        let rest = self
+            .expose()
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        let (database, query) = rest.split_once('?').unwrap_or((rest, ""));
+        database == ":memory:" || query.split('&').any(|pair| pair == "mode=memory")
+    }
+}
+
+/// Words that mark a query parameter's value as secret, matched case-insensitively within its
+/// percent-decoded name: `password`, `sslpassword`, `passwd`, `pass`, `passfile`, `pwd`,
+/// `secret`, `token`, `sslkey`, `api_key`, `auth`… `sslkey` is a file path to libpq but may be
+/// an inline PEM private key to sqlx, so it is masked too.
+const SECRET_WORDS: [&str; 7] = [
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "key",
+    "auth",
+    "credential",
+];
+
+/// Whether the query parameter `name` (as written, percent-encoded or not) names a secret.
+pub fn is_secret_parameter(name: &str) -> bool {
+    let name = percent_decode(name).to_lowercase();
+    SECRET_WORDS.iter().any(|word| name.contains(word))
+}
+
+/// `s` with `+` as a space and `%XX` as the byte it encodes (as a query string is read);
+/// invalid UTF-8 is replaced.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let hex = |i: usize| {
+        bytes
+            .get(i)
+            .and_then(|&b| char::from(b).to_digit(16))
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    while i < bytes.len() {
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'+', _, _) => out.push(b' '),
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi * 16 + lo);
+                i += 2;
+            }
+            (b, _, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The parameters sqlx's Postgres driver understands (`sqlx-postgres` `options/parse.rs`);
+/// besides these only `options[…]`.
+const POSTGRES_PARAMETERS: [&str; 18] = [
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// The URL handed to the Postgres driver: without the secret-looking parameters it does not
+/// understand (`sslpassword`, `passwd`, `PASSWORD`, `token`, …). It would ignore them anyway,
+/// after logging their values in a warning.
+fn postgres_driver_url(raw: &str) -> Cow<'_, str> {
+    let Some((base, query)) = raw.split_once('?') else {
+        return Cow::Borrowed(raw);
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let ignored = |pair: &&str| {
+        let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+        let decoded = percent_decode(name);
+        is_secret_parameter(name)
+            && !POSTGRES_PARAMETERS.contains(&decoded.as_str())
+            && !decoded.starts_with("options[")
+    };
+    if !query.split('&').any(|pair| ignored(&pair)) {
+        return Cow::Borrowed(raw);
+    }
+    let kept: Vec<&str> = query.split('&').filter(|pair| !ignored(pair)).collect();
+    let mut url = format!("{base}?{}", kept.join("&"));
+    if let Some(fragment) = fragment {
+        url.push('#');
+        url.push_str(fragment);
+    }
+    Cow::Owned(url)
+}
+
+/// Writes `raw` with its secrets masked: `scheme://user:***@host/db?sslmode=require&password=***`;
+/// a fragment (no database URL needs one) is masked whole.
+fn write_masked(f: &mut impl fmt::Write, raw: &str) -> fmt::Result {
+    let (raw, fragment) = match raw.split_once('#') {
+        Some((raw, _)) => (raw, true),
+        None => (raw, false),
+    };
+    let (base, query) = match raw.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (raw, None),
+    };
+    // The userinfo ends at the authority's last '@' (as URL parsers read it), so a password
+    // holding an unencoded '@' is masked whole.
+    match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _password)) => write!(f, "{scheme}://{user}:***@{host}{path}")?,
+                    None => f.write_str(base)?,
+                },
+                None => f.write_str(base)?,
+            }
+        }
+        None => f.write_str(base)?,
+    }
+    if let Some(query) = query {
+        f.write_char('?')?;
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                f.write_char('&')?;
+            }
+            match pair.split_once('=') {
+                Some((name, _value)) if is_secret_parameter(name) => write!(f, "{name}=***")?,
+                _ => f.write_str(pair)?,
+            }
+        }
+    }
+    if fragment {
+        f.write_str("#***")?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let raw = self.expose();
-        // scheme://user:password@host… -> scheme://user:***@host…
-        if let Some((scheme, rest)) = raw.split_once("://")
-            && let Some((userinfo, host)) = rest.split_once('@')
-            && let Some((user, _password)) = userinfo.split_once(':')
-        {
-            return write!(f, "{scheme}://{user}:***@{host}");
-        }
-        f.write_str(raw)
+        write_masked(f, self.expose())
     }
 }
 
@@ -315,8 +464,8 @@ pub enum Provisioned {
 
 /// Creates the database `url` names and migrates it; returns the open store.
 ///
-/// SQLite: creates the file (and its directory); an existing file is refused, so provisioning
-/// never adopts a stray database by accident. Postgres: `CREATE DATABASE` through the server's
+/// SQLite: creates the file 0600 (and its missing directories 0700, see [`files`]); an existing
+/// file is refused, so provisioning never adopts a stray database by accident. Postgres: `CREATE DATABASE` through the server's
 /// `postgres` maintenance database (it cannot run in a transaction); a database that already
 /// exists is adopted as is (an operator may pre-create it where the service lacks `CREATEDB`).
 pub async fn create_database(
@@ -327,18 +476,26 @@ pub async fn create_database(
         Backend::Sqlite => {
             let options = url.sqlite_options()?;
             let path = options.get_filename();
-            if path.exists() {
-                return Err(StoreError::Conflict(format!(
-                    "database file {} already exists",
-                    path.display()
-                )));
-            }
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::from(
-                        anyhow::Error::new(e).context(format!("creating {}", dir.display())),
-                    )
-                })?;
+            let io_error = |e: std::io::Error, what: &Path| {
+                StoreError::from(
+                    anyhow::Error::new(e).context(format!("creating {}", what.display())),
+                )
+            };
+            if !url.sqlite_in_memory() {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    files::create_private_dir_all(dir).map_err(|e| io_error(e, dir))?;
+                }
+                // Created here, 0600, before SQLite opens it (SQLite would make it 0644).
+                match files::create_private_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return Err(StoreError::Conflict(format!(
+                            "database file {} already exists",
+                            path.display()
+                        )));
+                    }
+                    Err(e) => return Err(io_error(e, path)),
+                }
             }
             Provisioned::Created
         }
@@ -439,6 +596,91 @@ mod tests {
         assert_eq!(url.to_string(), "postgres://vigia:***@db:5432/acme");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert_eq!(url.backend(), Backend::Postgres);
+    }
+
+    #[test]
+    fn urls_mask_every_secret_in_their_query_and_userinfo() {
+        let cases = [
+            (
+                "postgres://u:pw@h/db?password=s3cret",
+                "postgres://u:***@h/db?password=***",
+            ),
+            (
+                "postgres://u@h:5432/db?sslmode=require&PassWord=s3cret&application_name=vigia",
+                "postgres://u@h:5432/db?sslmode=require&PassWord=***&application_name=vigia",
+            ),
+            // Percent-encoded names ("password", "token"), and '+' read as a space.
+            (
+                "postgres://h/db?pass%77ord=s3cret&%74oken=s3cret&ssl+password=s3cret",
+                "postgres://h/db?pass%77ord=***&%74oken=***&ssl+password=***",
+            ),
+            (
+                "postgresql://h/db?sslpassword=s3cret&passwd=s3cret&pass=s3cret&pwd=s3cret",
+                "postgresql://h/db?sslpassword=***&passwd=***&pass=***&pwd=***",
+            ),
+            (
+                "postgres://h/db?secret=s3cret&api_key=s3cret&sslkey=s3cret&auth=s3cret",
+                "postgres://h/db?secret=***&api_key=***&sslkey=***&auth=***",
+            ),
+            // A password with an unencoded '@' (the userinfo ends at the last one).
+            ("postgres://u:p@s3cret@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:%40s3cret@h/db", "postgres://u:***@h/db"),
+            ("postgres://:s3cret@h/db", "postgres://:***@h/db"),
+            ("postgres://h/db#password=s3cret", "postgres://h/db#***"),
+            // Nothing secret: unchanged.
+            (
+                "postgres://u@h/db?sslmode=require&sslrootcert=/etc/ca.pem",
+                "postgres://u@h/db?sslmode=require&sslrootcert=/etc/ca.pem",
+            ),
+            (
+                "sqlite://./data/tenants/acme.db",
+                "sqlite://./data/tenants/acme.db",
+            ),
+            ("sqlite:x.db?mode=rwc", "sqlite:x.db?mode=rwc"),
+        ];
+        for (raw, shown) in cases {
+            let url = DatabaseUrl::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(url.to_string(), shown, "{raw}");
+            assert!(!format!("{url:?}").contains("s3cret"), "{raw}");
+        }
+    }
+
+    #[test]
+    fn the_postgres_driver_never_sees_a_secret_it_would_ignore_and_log() {
+        #[derive(Clone, Default)]
+        struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Captured::default();
+        let writer = {
+            let log = log.clone();
+            move || log.clone()
+        };
+        let subscriber = tracing_subscriber::fmt().with_writer(writer).finish();
+        let options = tracing::subscriber::with_default(subscriber, || {
+            let url = DatabaseUrl::parse(
+                "postgres://u@h/db?sslpassword=s3cret&PASSWORD=s3cret&token=s3cret\
+                 &password=pw&sslmode=require&connect_timeout=5",
+            )
+            .expect("valid");
+            url.postgres_options().expect("options")
+        });
+        let log = String::from_utf8(log.0.lock().expect("lock").clone()).expect("UTF-8");
+        assert!(!log.contains("s3cret"), "{log}");
+        // Parameters it knows are kept; one it ignores without a secret name is still reported.
+        assert!(log.contains("connect_timeout"), "{log}");
+        assert!(matches!(
+            options.get_ssl_mode(),
+            sqlx::postgres::PgSslMode::Require
+        ));
+        assert_eq!(options.get_database(), Some("db"));
     }
 
     #[test]

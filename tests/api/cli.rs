@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    PASSWORD, TENANT, TestApp, assert_error, backend_tests, eventually, spawn_app,
+    Backend, PASSWORD, TENANT, TestApp, assert_error, backend_tests, eventually, spawn_app,
 };
 
 fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
@@ -232,4 +232,59 @@ fn help_documents_every_command() {
     ] {
         assert!(help.contains(flag), "{flag} missing from\n{help}");
     }
+}
+
+/// Issue 12, finding 10: `serve` refuses development on a non-loopback address with one line
+/// that tells the operator what to set, unless `server.allow_development_on_network` opts in;
+/// production without a secret names `VIGIA__JWT__SECRET`; the other commands still work with
+/// the server's 0.0.0.0 configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_development_on_a_network_address_and_production_without_a_secret() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let deadline = Duration::from_secs(30);
+
+    let mut refused = app.serve_process(&[("VIGIA__SERVER__LISTEN", "0.0.0.0:0")]);
+    assert!(!refused.exit_status(deadline).await.success());
+    let err = refused.log();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(
+        err.starts_with("vigia: error: refusing to serve environment \"development\" on 0.0.0.0:0")
+            && err.contains("environment = \"production\"")
+            && err.contains("VIGIA__JWT__SECRET")
+            && err.contains("server.allow_development_on_network = true"),
+        "{err}"
+    );
+
+    let mut refused = app.serve_process(&[
+        ("VIGIA__SERVER__LISTEN", "0.0.0.0:0"),
+        ("VIGIA__ENVIRONMENT", "production"),
+    ]);
+    assert!(!refused.exit_status(deadline).await.success());
+    let err = refused.log();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(
+        err.starts_with("vigia: error: ") && err.contains("set VIGIA__JWT__SECRET"),
+        "{err}"
+    );
+
+    // The other commands run with the server's configuration, 0.0.0.0 included.
+    let mut cmd = app.cli();
+    cmd.env("VIGIA__SERVER__LISTEN", "0.0.0.0:8000");
+    cmd.args(["tenant", "create", "open-co"]);
+    let out = run(cmd, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Opted in: it serves, on every interface.
+    let server = app.serve_process(&[
+        ("VIGIA__SERVER__LISTEN", "0.0.0.0:0"),
+        ("VIGIA__SERVER__ALLOW_DEVELOPMENT_ON_NETWORK", "true"),
+    ]);
+    let address = server.address().await.replace("0.0.0.0", "127.0.0.1");
+    let resp = app
+        .client
+        .get(format!("{address}/healthz"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::OK);
 }

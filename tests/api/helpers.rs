@@ -6,8 +6,10 @@
 //! databases (legacy and tenants), dropped when the test's `TestApp` is dropped.
 
 use std::{
+    io::Read,
     path::PathBuf,
-    sync::OnceLock,
+    process::Stdio,
+    sync::{Arc, Mutex, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -525,6 +527,87 @@ impl TestApp {
 
     pub fn data_dir(&self) -> PathBuf {
         self.settings.data_dir.clone()
+    }
+
+    /// `vigia serve` as a process of its own over this app's directories and databases, on a
+    /// free loopback port unless `env` says otherwise, with `env` (`VIGIA__…`) set and its
+    /// stderr captured byte for byte. No JWT secret unless `env` gives one.
+    pub fn serve_process(&self, env: &[(&str, &str)]) -> ServerProcess {
+        let mut cmd = self.cli();
+        cmd.arg("serve")
+            .env("VIGIA__SERVER__LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("vigia serve starts");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                sink.lock().expect("log lock").extend_from_slice(&buf[..n]);
+            }
+        });
+        ServerProcess { child, log, reader }
+    }
+}
+
+/// A `vigia serve` process ([`TestApp::serve_process`]), killed on drop.
+pub struct ServerProcess {
+    child: std::process::Child,
+    log: Arc<Mutex<Vec<u8>>>,
+    /// Copies stderr into `log` until the process closes it.
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl ServerProcess {
+    /// Everything the process wrote to stderr so far (a character cut by the last read shows
+    /// as U+FFFD until the rest arrives).
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().expect("log lock")).into_owned()
+    }
+
+    /// Waits until the log says where the server listens: its base URL.
+    pub async fn address(&self) -> String {
+        eventually(Duration::from_secs(30), || async {
+            let log = self.log();
+            let rest = log.split("listening on http://").nth(1)?;
+            let end = rest.find([' ', '"'])?;
+            Some(format!("http://{}", &rest[..end]))
+        })
+        .await
+    }
+
+    /// The exit status, once the process has ended within `deadline` (else the test fails)
+    /// and all it wrote has been read.
+    pub async fn exit_status(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let (child, reader) = (&mut self.child, &self.reader);
+        eventually(deadline, || {
+            let status = child.try_wait().expect("wait");
+            let read = reader.is_finished();
+            async move { status.filter(|_| read) }
+        })
+        .await
+    }
+
+    /// Waits until the log holds a line containing `needle`: that line.
+    pub async fn log_line(&self, needle: &str) -> String {
+        eventually(Duration::from_secs(10), || async {
+            self.log()
+                .lines()
+                .find(|line| line.contains(needle))
+                .map(str::to_owned)
+        })
+        .await
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

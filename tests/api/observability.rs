@@ -1,8 +1,10 @@
-//! Request IDs and Prometheus metrics.
+//! Request IDs, Prometheus metrics, and log lines that user input cannot forge.
 
 use reqwest::StatusCode;
+use serde_json::Value;
+use vigia::telemetry::must_escape;
 
-use crate::helpers::{TENANT, backend_tests, spawn_app};
+use crate::helpers::{SECRET, TENANT, backend_tests, spawn_app};
 
 backend_tests! {
     async fn request_ids_are_echoed_or_generated(backend) {
@@ -50,6 +52,48 @@ backend_tests! {
             "vigia_hashing_queue_depth 0",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+}
+
+backend_tests! {
+    /// Issue 12, finding 7: a login name with CR, ESC, TAB, NEL, a line separator and a bidi
+    /// override (and no space, so the old text format left it unquoted and raw) reaches the
+    /// lockout alert escaped, in both log formats, and no raw control character reaches the
+    /// log at all.
+    async fn a_login_name_cannot_forge_log_lines(backend) {
+        let app = spawn_app(backend.clone()).await;
+        for environment in ["development", "production"] {
+            // A name per run: the first run's lock is kept in the tenant's database.
+            let name = format!("ghost\r\x1b[31m\tadmin\u{85}logged-in\u{2028}\u{202e}x-{environment}");
+            let name = name.as_str();
+            let server = app.serve_process(&[
+                ("VIGIA__ENVIRONMENT", environment),
+                ("VIGIA__JWT__SECRET", SECRET),
+            ]);
+            let address = server.address().await;
+            for _ in 0..5 {
+                let resp = app
+                    .client
+                    .post(format!("{address}/api/v1/auth/login"))
+                    .header("X-Tenant", TENANT)
+                    .form(&[("username", name), ("password", "wrong-password")])
+                    .send()
+                    .await
+                    .expect("sent");
+                assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+            }
+            let alert = server.log_line("account_locked").await;
+            let log = server.log();
+            let raw: Vec<char> = log.chars().filter(|&c| c != '\n' && must_escape(c)).collect();
+            assert!(raw.is_empty(), "{environment}: raw {raw:?} in the log:\n{log}");
+            if environment == "production" {
+                let line: Value = serde_json::from_str(&alert).expect("a JSON line");
+                assert_eq!(line["username"], name, "{alert}");
+            } else {
+                let escaped = r#"username="ghost\r\u{1b}[31m\tadmin\u{85}logged-in\u{2028}\u{202e}x-development""#;
+                assert!(alert.contains(escaped), "{alert}");
+            }
         }
     }
 }

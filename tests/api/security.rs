@@ -450,3 +450,97 @@ backend_tests! {
         assert_eq!(refused.headers()["cache-control"], "no-store");
     }
 }
+
+/// Every file and directory under `dir` with its permission bits, `dir` itself included.
+#[cfg(unix)]
+fn modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, bool, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(dir).expect("stat");
+    let mut out = vec![(
+        dir.to_path_buf(),
+        meta.is_dir(),
+        meta.permissions().mode() & 0o7777,
+    )];
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            out.extend(modes(&entry.expect("entry").path()));
+        }
+    }
+    out
+}
+
+/// Issue 12, finding 9: the data directory and its subdirectories are 0700, and every SQLite
+/// file in it — databases and their `-wal` and `-shm` files, made by the server at start, by
+/// the operators' API and by the CLI — is 0600; a data directory found open is tightened.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_files_and_the_data_directory_are_private_to_the_service_user() {
+    use std::os::unix::fs::PermissionsExt;
+    const OPERATOR: &str = "operator-token-0123456789abcdef-0123456789";
+    let app = spawn_app_with(options(&Backend::Sqlite, &[("admin.token", OPERATOR)])).await;
+    app.token(Some(TENANT), "juan.perez").await;
+    let resp = app
+        .post("/api/v1/admin/tenants")
+        .bearer_auth(OPERATOR)
+        .json(&json!({
+            "id": "globex",
+            "name": "Globex",
+            "admin": {"username": "ana", "email": "ana@globex.example", "password": PASSWORD},
+        }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    app.token(Some("globex"), "ana").await;
+    let out = app
+        .cli()
+        .args(["tenant", "create", "initech"])
+        .output()
+        .expect("vigia runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let found = modes(&app.data_dir());
+    let names: Vec<String> = found
+        .iter()
+        .map(|(path, _, _)| {
+            path.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    for expected in [
+        "legacy.db",
+        "acme.db",
+        "acme.db-wal",
+        "acme.db-shm",
+        "globex.db",
+        "globex.db-wal",
+        "globex.db-shm",
+        "initech.db",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not in {names:?}"
+        );
+    }
+    for (path, is_dir, mode) in &found {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, want, "{} is {mode:04o}", path.display());
+    }
+
+    // An open data directory (as an older version made it) is tightened at start.
+    std::fs::set_permissions(app.data_dir(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let app = app.restart().await;
+    let mode = std::fs::metadata(app.data_dir())
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(mode, 0o700);
+}
