@@ -32,6 +32,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub admin: AdminSettings,
     pub redis: RedisSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// The operators' provisioning API (`/api/v1/admin/tenants`).
@@ -51,6 +52,17 @@ pub struct RedisSettings {
     pub pool_size: usize,
     /// Prefix of every key and channel (several deployments may share one Redis).
     pub key_prefix: String,
+}
+
+/// What `/metrics` shows, and to whom.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Label login and lockout counters with the tenant ID. Off by default: the IDs name the
+    /// customers, and each tenant adds series (100,000 tenants, 100,000 series per outcome).
+    pub per_tenant: bool,
+    /// The bearer token a scraper must present (at least 32 characters); without one
+    /// `/metrics` is open to whoever reaches it.
+    pub token: Option<SecretString>,
 }
 
 /// Where the tenant registry lives.
@@ -234,6 +246,9 @@ sqlite_max_connections = 1
 postgres_max_connections = 5
 acquire_timeout_seconds = 5
 sqlite_busy_timeout_millis = 5000
+
+[metrics]
+per_tenant = false
 "#;
 
 impl Settings {
@@ -304,6 +319,11 @@ impl Settings {
             && token.expose_secret().len() < 32
         {
             bail!("admin.token must be at least 32 characters");
+        }
+        if let Some(token) = &self.metrics.token
+            && token.expose_secret().len() < 32
+        {
+            bail!("metrics.token must be at least 32 characters");
         }
         if self.jwt.ttl_minutes == 0 {
             bail!("jwt.ttl_minutes must be positive");
@@ -394,6 +414,14 @@ mod tests {
         settings
             .check()
             .expect("the example passes the production checks");
+    }
+
+    #[test]
+    fn a_short_metrics_token_is_refused() {
+        let err = Settings::from_overrides(&[("metrics.token", "too-short")])
+            .expect_err("a 9-character token is refused");
+        assert!(err.to_string().contains("metrics.token"), "{err:#}");
+        assert!(Settings::from_overrides(&[("metrics.token", &"t".repeat(32))]).is_ok());
     }
 
     #[test]

@@ -25,7 +25,6 @@ use super::{
     security::{BearerAuth, OptionalBearerAuth, header_tenant, request_meta},
 };
 use crate::{
-    auth::tenant_label,
     config::Environment,
     domain::{Email, LoginIdentifier, Password, Role, Scope, TenantId},
     error::{ApiError, Error},
@@ -120,9 +119,7 @@ impl AuthApi {
             .auth
             .login(&tenant, &login, password, &request_meta(req))
             .await;
-        state
-            .metrics
-            .login(&tenant_label(&scope), login_outcome(&outcome));
+        state.metrics.login(&scope, login_outcome(&outcome));
         let outcome = outcome?;
         let body = TokenResponse::new(outcome.access_token, &outcome.user);
         Ok(LoginResponse::Ok(
