@@ -3,6 +3,7 @@
 //! `VIGIA_TEST_POSTGRES_URL` names a server (see `helpers.rs`).
 
 mod cli;
+mod config;
 mod demo;
 mod errors;
 mod helpers;
