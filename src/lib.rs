@@ -4,7 +4,7 @@
 //! A guided tour, from the edge inwards (arrows point one way: `api` → `auth`, `tenancy` →
 //! `store` → `domain`):
 //!
-//! - [`cli`]: the `vigia` command line (serve, tenant, user, migrate, openapi).
+//! - [`cli`]: the `vigia` command line (serve, tenant, user, migrate, openapi, config show).
 //! - [`config`]: layered settings (`vigia.toml`, then `VIGIA__SECTION__KEY`); unknown keys
 //!   refused; where each value came from; secrets redacted.
 //! - [`startup`]: [`startup::Application`] binds first, then serves until told to stop.
