@@ -54,8 +54,10 @@ fn describe(loaded: &Loaded, key: &str, debug: &str) -> (String, &'static str) {
     let settings = &loaded.settings;
     match (key, loaded.layers.value(key)) {
         ("jwt.secret", Some(_)) => {
+            // Always counted: how many secrets verify is what a rotation changes.
             let count = settings.jwt.secret.as_ref().map_or(0, |s| s.list().len());
-            (quote(&redacted(count)), "")
+            let plural = if count == 1 { "" } else { "s" };
+            (quote(&format!("<redacted: {count} secret{plural}>")), "")
         }
         ("jwt.secret", None) if settings.environment == Environment::Development => {
             let path = settings.data_dir.join("jwt-secret");

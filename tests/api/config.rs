@@ -276,18 +276,24 @@ fn config_show_never_prints_a_secret() {
     }
 
     // A secret given in the environment over one in the file: still redacted, and counted.
-    let mut cmd = vigia(dir.path(), &["config", "show"]);
-    let env_jwt =
-        "env-jwt-one-0123456789abcdef-0123456789abcdef,env-jwt-two-0123456789abcdef-012345";
-    cmd.env("VIGIA__JWT__SECRET", env_jwt);
-    let out = finish(cmd);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    assert!(!stdout.contains("env-jwt-"), "{stdout}");
-    assert_eq!(
-        line(&stdout, "jwt.secret"),
-        "jwt.secret = \"<redacted: 2 secrets>\"  # env VIGIA__JWT__SECRET"
-    );
+    for (env_jwt, shown) in [
+        (
+            "env-jwt-one-0123456789abcdef-0123456789abcdef,env-jwt-two-0123456789abcdef-012345",
+            "jwt.secret = \"<redacted: 2 secrets>\"  # env VIGIA__JWT__SECRET",
+        ),
+        (
+            "env-jwt-one-0123456789abcdef-0123456789abcdef",
+            "jwt.secret = \"<redacted: 1 secret>\"  # env VIGIA__JWT__SECRET",
+        ),
+    ] {
+        let mut cmd = vigia(dir.path(), &["config", "show"]);
+        cmd.env("VIGIA__JWT__SECRET", env_jwt);
+        let out = finish(cmd);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert!(!stdout.contains("env-jwt-"), "{stdout}");
+        assert_eq!(line(&stdout, "jwt.secret"), shown);
+    }
 }
 
 #[test]
