@@ -551,6 +551,27 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_value_is_named_with_where_it_was_written() {
+        let err = loaded(&[("VIGIA__SERVER__LISTEN", "nowhere")], &[])
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration key \"server.listen\" (in environment variable \
+             VIGIA__SERVER__LISTEN): invalid socket address syntax"
+        );
+        let err = loaded(&[], &[("security.lockout_threshold", "many")])
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().starts_with(
+                "invalid configuration key \"security.lockout_threshold\" (in an override): "
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn only_double_underscore_variables_are_configuration() {
         // Handed to the config crate as they are: its prefix is `vigia` + the `__` separator.
         let loaded = loaded(

@@ -81,7 +81,7 @@ impl KeyError {
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.problem {
-            Problem::Missing => write!(f, "missing"),
+            Problem::Missing => write!(f, "no value and no default"),
             Problem::Invalid(why) => write!(f, "{why}"),
         }
     }
