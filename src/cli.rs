@@ -2,7 +2,11 @@
 //! (`--config FILE`, else `./vigia.toml` when present, then `VIGIA__…` variables). Failures
 //! print one line on stderr and exit non-zero, having changed nothing.
 
-use std::{io::BufRead, path::PathBuf, process::ExitCode};
+use std::{
+    io::{BufRead, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -11,7 +15,7 @@ use secrecy::ExposeSecret;
 use crate::{
     api,
     auth::password::Hasher,
-    config::Settings,
+    config::{Loaded, Settings},
     domain::{Email, FullName, Password, Permissions, Role, Roles, Scope, TenantId, Username},
     startup::Application,
     store::{
@@ -54,6 +58,22 @@ enum Command {
     Migrate,
     /// Print the OpenAPI 3 document (JSON) to stdout.
     Openapi,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration: every key, one per line, in declaration order, as
+    /// `key = value  # origin`, where origin is `default`, `file <FILE>` or `env <VARIABLE>`
+    /// (the last source that set it: defaults, then the file, then VIGIA__ variables). The
+    /// output is TOML, stable for diffs, to keep as validation evidence. Secrets (jwt.secret,
+    /// admin.token, metrics.token, any key named like a secret, passwords in the database and
+    /// Redis URLs) print as "<redacted>", never their values. It refuses exactly what `serve`
+    /// refuses (an unknown key, a malformed value, a failed check), so what it prints is what
+    /// a server started with the same file and environment runs with. It opens no database.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +159,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", api::spec_json());
         return Ok(());
     }
+    if let Command::Config(ConfigCommand::Show) = cli.command {
+        let shown = Loaded::read(cli.config.as_deref())?.show();
+        std::io::stdout()
+            .lock()
+            .write_all(shown.as_bytes())
+            .context("writing to stdout")?;
+        return Ok(());
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => serve(settings).await,
@@ -150,7 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(TenantCommand::List) => tenant_list(&settings).await,
         Command::User(UserCommand::Create(args)) => user_create(&settings, args).await,
         Command::Migrate => migrate(&settings).await,
-        Command::Openapi => unreachable!("handled above"),
+        Command::Openapi | Command::Config(_) => unreachable!("handled above"),
     }
 }
 

@@ -1,12 +1,25 @@
 //! Settings: defaults, then an optional `vigia.toml` (or `--config FILE`), then environment
 //! variables `VIGIA__SECTION__KEY`, which win. Secrets are [`SecretString`]s: their `Debug`
 //! prints a placeholder, so a settings dump in a log never shows them.
+//!
+//! A key that no settings struct declares (`[securty]`, `listn = …`, `VIGIA__SECURTY__X`) is
+//! refused with one line naming it and where it was written, rather than ignored: the known
+//! keys are learnt from the structs themselves ([`keys`]), the origin of each value from the
+//! sources read one by one ([`layers`]). [`Loaded`] keeps both, for `vigia config show`
+//! ([`show`]).
+
+mod keys;
+mod layers;
+mod show;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+pub use layers::Origin;
+use layers::{FileChoice, Layers};
 
 /// Which kind of deployment this is; it changes defaults, never the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -32,6 +45,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub admin: AdminSettings,
     pub redis: RedisSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// The operators' provisioning API (`/api/v1/admin/tenants`).
@@ -51,6 +65,17 @@ pub struct RedisSettings {
     pub pool_size: usize,
     /// Prefix of every key and channel (several deployments may share one Redis).
     pub key_prefix: String,
+}
+
+/// What `/metrics` shows, and to whom.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Label login and lockout counters with the tenant ID. Off by default: the IDs name the
+    /// customers, and each tenant adds series (100,000 tenants, 100,000 series per outcome).
+    pub per_tenant: bool,
+    /// The bearer token a scraper must present (at least 32 characters); without one
+    /// `/metrics` is open to whoever reaches it.
+    pub token: Option<SecretString>,
 }
 
 /// Where the tenant registry lives.
@@ -249,42 +274,23 @@ sqlite_max_connections = 1
 postgres_max_connections = 5
 acquire_timeout_seconds = 5
 sqlite_busy_timeout_millis = 5000
+
+[metrics]
+per_tenant = false
 "#;
 
 impl Settings {
     /// Loads defaults, then `file` (or `./vigia.toml` when present), then the environment.
     pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        builder = match file {
-            Some(path) => builder.add_source(config::File::from(path).required(true)),
-            None => builder.add_source(config::File::with_name("vigia.toml").required(false)),
-        };
-        builder = builder.add_source(
-            config::Environment::with_prefix("VIGIA")
-                .separator("__")
-                .try_parsing(true),
-        );
-        Self::from_config(builder.build().context("reading the configuration")?)
+        Ok(Loaded::read(file)?.settings)
     }
 
     /// Defaults with the given overrides (`("server.listen", "127.0.0.1:0")`, …); used by tests
-    /// and tools that must not read the working directory or the environment.
+    /// and tools that must not read the working directory or the environment. Unknown keys are
+    /// refused here too.
     pub fn from_overrides(overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        for (key, value) in overrides {
-            builder = builder.set_override(*key, *value)?;
-        }
-        Self::from_config(builder.build()?)
-    }
-
-    fn from_config(config: config::Config) -> anyhow::Result<Self> {
-        let settings: Settings = config
-            .try_deserialize()
-            .context("the configuration has a missing or malformed key")?;
-        settings.check()?;
-        Ok(settings)
+        let layers = Layers::read(DEFAULTS, FileChoice::Nothing, &[], overrides)?;
+        Ok(Loaded::from_layers(layers)?.settings)
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -325,6 +331,11 @@ impl Settings {
             && token.expose_secret().len() < 32
         {
             bail!("admin.token must be at least 32 characters");
+        }
+        if let Some(token) = &self.metrics.token
+            && token.expose_secret().len() < 32
+        {
+            bail!("metrics.token must be at least 32 characters");
         }
         if self.jwt.ttl_minutes == 0 {
             bail!("jwt.ttl_minutes must be positive");
@@ -380,6 +391,87 @@ impl Settings {
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.jwt.ttl_minutes * 60)
     }
+}
+
+/// Settings with the keys they declare and where each value came from: what `vigia config
+/// show` prints.
+pub struct Loaded {
+    pub settings: Settings,
+    layers: Layers,
+    /// Every key the settings declare, in declaration order.
+    keys: Vec<String>,
+}
+
+impl Loaded {
+    /// What [`Settings::load`] reads, with the origin of every value.
+    pub fn read(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let file = match file {
+            Some(path) => FileChoice::Given(path),
+            None => FileChoice::WorkingDirectory,
+        };
+        Self::from_layers(Layers::read(DEFAULTS, file, &layers::environment()?, &[])?)
+    }
+
+    /// Deserializes the merged sources, refusing unknown keys first, then malformed values,
+    /// then settings that fail [`Settings::check`].
+    fn from_layers(layers: Layers) -> anyhow::Result<Self> {
+        let (settings, seen) = keys::read::<Settings>(layers.merged.clone());
+        if !seen.unknown.is_empty() {
+            bail!(unknown_keys(&layers, &seen.unknown, &seen.leaves()));
+        }
+        let settings = settings.map_err(|e| match &e.key {
+            Some(key) => anyhow::anyhow!(
+                "invalid configuration key {key:?} ({}): {e}",
+                layers.origin(key).place()
+            ),
+            None => anyhow::anyhow!("invalid configuration: {e}"),
+        })?;
+        settings.check()?;
+        Ok(Self {
+            settings,
+            keys: seen.leaves(),
+            layers,
+        })
+    }
+
+    /// Every key the settings declare, in declaration order.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// Where `key`'s value came from.
+    pub fn origin(&self, key: &str) -> Origin {
+        self.layers.origin(key)
+    }
+
+    /// The effective configuration as `vigia config show` prints it: one `key = value  #
+    /// origin` line per key, secrets redacted.
+    pub fn show(&self) -> String {
+        show::render(self)
+    }
+}
+
+/// One line naming every unknown key, where it was written, and the known key it may have
+/// meant: `unknown configuration key "securty.lockout_threshold" (in vigia.toml; did you mean
+/// "security.lockout_threshold"?)`.
+fn unknown_keys(layers: &Layers, unknown: &[keys::Unknown], known: &[String]) -> String {
+    let mut named = Vec::new();
+    for entry in unknown {
+        for key in layers.leaves_under(&entry.key) {
+            let mut note = layers.origin(&key).place();
+            let meant = entry
+                .suggestion
+                .as_ref()
+                .map(|suggestion| format!("{suggestion}{}", &key[entry.key.len()..]))
+                .filter(|meant| known.contains(meant));
+            if let Some(meant) = meant {
+                note.push_str(&format!("; did you mean {meant:?}?"));
+            }
+            named.push(format!("{key:?} ({note})"));
+        }
+    }
+    let noun = if named.len() == 1 { "key" } else { "keys" };
+    format!("unknown configuration {noun} {}", named.join(", "))
 }
 
 /// `sqlite://<path>` for a filesystem path (relative paths stay relative to the working
@@ -471,19 +563,164 @@ mod tests {
 
     #[test]
     fn the_example_configuration_parses() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/vigia.example.toml");
-        let text = std::fs::read_to_string(path).expect("example config");
-        let settings: Settings = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
-            .set_override("jwt.secret", "x".repeat(32))
-            .and_then(|b| b.build())
-            .and_then(|c| c.try_deserialize())
-            .expect("the example is valid");
-        assert_eq!(settings.environment, Environment::Production);
-        settings
-            .check()
-            .expect("the example passes the production checks");
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/vigia.example.toml"
+        ));
+        let secret = "x".repeat(32);
+        let layers = Layers::read(
+            DEFAULTS,
+            FileChoice::Given(path),
+            &[],
+            &[("jwt.secret", &secret)],
+        )
+        .expect("the example reads");
+        let loaded = Loaded::from_layers(layers)
+            .expect("the example has no unknown key and passes the production checks");
+        assert_eq!(loaded.settings.environment, Environment::Production);
+    }
+
+    fn loaded(env: &[(&str, &str)], overrides: &[(&str, &str)]) -> anyhow::Result<Loaded> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Loaded::from_layers(Layers::read(
+            DEFAULTS,
+            FileChoice::Nothing,
+            &env,
+            overrides,
+        )?)
+    }
+
+    #[test]
+    fn every_declared_key_is_known_set_or_not() {
+        let loaded = loaded(&[], &[]).expect("defaults load");
+        let keys = loaded.keys();
+        // Optional keys nobody set are declared all the same.
+        for key in [
+            "legacy.database_url",
+            "jwt.secret",
+            "admin.token",
+            "redis.url",
+            "metrics.token",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+        }
+        // Every key of the defaults is a declared key (a typo there would fail every load).
+        let defaults: toml::Table = DEFAULTS.parse().expect("defaults are TOML");
+        for (name, value) in &defaults {
+            let leaves: Vec<String> = match value.as_table() {
+                Some(section) => section.keys().map(|k| format!("{name}.{k}")).collect(),
+                None => vec![name.clone()],
+            };
+            for leaf in leaves {
+                assert!(keys.contains(&leaf), "{leaf} is not declared");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_wherever_they_are_written() {
+        let err = loaded(&[], &[("securty.lockout_threshold", "3")])
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            "unknown configuration key \"securty.lockout_threshold\" (in an override; did you \
+             mean \"security.lockout_threshold\"?)"
+        );
+        let err = loaded(&[("VIGIA__SERVER__LISTN", "127.0.0.1:1")], &[])
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            "unknown configuration key \"server.listn\" (in environment variable \
+             VIGIA__SERVER__LISTN; did you mean \"server.listen\"?)"
+        );
+    }
+
+    #[test]
+    fn a_malformed_value_is_named_with_where_it_was_written() {
+        let err = loaded(&[("VIGIA__SERVER__LISTEN", "nowhere")], &[])
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration key \"server.listen\" (in environment variable \
+             VIGIA__SERVER__LISTEN): invalid socket address syntax"
+        );
+        let err = loaded(&[], &[("security.lockout_threshold", "many")])
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().starts_with(
+                "invalid configuration key \"security.lockout_threshold\" (in an override): "
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_double_underscore_variables_are_configuration() {
+        // Handed to the config crate as they are: its prefix is `vigia` + the `__` separator.
+        let loaded = loaded(
+            &[
+                ("VIGIA_TEST_POSTGRES_URL", "postgres://nobody@127.0.0.1:1"),
+                ("VIGIA_BIN", "/nonexistent"),
+                ("VIGIA_SECURTY", "1"),
+                ("vigia__security__lockout_threshold", "9"),
+            ],
+            &[],
+        )
+        .expect("single-underscore variables are ignored");
+        assert_eq!(loaded.settings.security.lockout_threshold, 9);
+        assert_eq!(
+            loaded.origin("security.lockout_threshold"),
+            Origin::Env("vigia__security__lockout_threshold".into())
+        );
+    }
+
+    #[test]
+    fn no_value_held_in_a_secret_type_is_ever_shown() {
+        // Every declared key set to a distinctive value, one at a time; wherever the settings
+        // keep it out of their Debug output (a secret type), `config show` must not print its
+        // secret part either, whatever the key is called. The value is a URL with a password,
+        // so the URLs shown with their password masked are held to it too. Keys whose type
+        // refuses such a string are skipped.
+        let keys = loaded(&[], &[]).expect("defaults load").keys().to_vec();
+        let mut secret_typed = Vec::new();
+        for key in &keys {
+            let marker = format!("Marker-{}-0123456789abcdef", key.replace('.', "-"));
+            let value = format!("postgres://user:{marker}@host/db");
+            let Ok(loaded) = loaded(&[], &[(key, &value)]) else {
+                continue;
+            };
+            if !format!("{:?}", loaded.settings).contains(&marker) {
+                assert!(!loaded.show().contains(&marker), "{key} printed in clear");
+                secret_typed.push(key.clone());
+            }
+        }
+        for key in [
+            "jwt.secret",
+            "admin.token",
+            "metrics.token",
+            "legacy.database_url",
+            "redis.url",
+        ] {
+            assert!(
+                secret_typed.contains(&key.to_owned()),
+                "{key} is not a secret type"
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_metrics_token_is_refused() {
+        let err = Settings::from_overrides(&[("metrics.token", "too-short")])
+            .expect_err("a 9-character token is refused");
+        assert!(err.to_string().contains("metrics.token"), "{err:#}");
+        assert!(Settings::from_overrides(&[("metrics.token", &"t".repeat(32))]).is_ok());
     }
 
     #[test]

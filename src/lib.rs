@@ -4,8 +4,9 @@
 //! A guided tour, from the edge inwards (arrows point one way: `api` → `auth`, `tenancy` →
 //! `store` → `domain`):
 //!
-//! - [`cli`]: the `vigia` command line (serve, tenant, user, migrate, openapi).
-//! - [`config`]: layered settings (`vigia.toml`, then `VIGIA__SECTION__KEY`); secrets redacted.
+//! - [`cli`]: the `vigia` command line (serve, tenant, user, migrate, openapi, config show).
+//! - [`config`]: layered settings (`vigia.toml`, then `VIGIA__SECTION__KEY`); unknown keys
+//!   refused; where each value came from; secrets redacted.
 //! - [`startup`]: [`startup::Application`] binds first, then serves until told to stop.
 //! - [`api`]: the poem-openapi handlers, the bearer security scheme and the spec.
 //! - [`error`]: the one error type and its single mapping to HTTP `{"detail": …}` responses.

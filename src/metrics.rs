@@ -2,13 +2,18 @@
 //! global), so several servers in one test process never mix their counts.
 //!
 //! Labels are bounded: routes are poem-openapi operation IDs (or a fixed name for the few other
-//! routes), never raw paths; tenants appear only on login counters.
+//! routes), never raw paths. No tenant ID appears in any series by default: the IDs name the
+//! customers to whoever can scrape, and a series per tenant grows without bound with the
+//! customer base. `metrics.per_tenant` labels the login and lockout counters by tenant for a
+//! deployment that wants it (and whose Prometheus can hold a series per tenant).
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+
+use crate::domain::Scope;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -30,6 +35,11 @@ struct LoginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TenantLabels {
     tenant: String,
 }
@@ -39,12 +49,24 @@ struct BuildLabels {
     version: &'static str,
 }
 
+/// Login attempts: by outcome, or with `metrics.per_tenant` by tenant and outcome.
+enum Logins {
+    Total(Family<OutcomeLabels, Counter>),
+    PerTenant(Family<LoginLabels, Counter>),
+}
+
+/// Account locks: one counter, or with `metrics.per_tenant` one per tenant.
+enum Lockouts {
+    Total(Counter),
+    PerTenant(Family<TenantLabels, Counter>),
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
-    logins: Family<LoginLabels, Counter>,
-    lockouts: Family<TenantLabels, Counter>,
+    logins: Logins,
+    lockouts: Lockouts,
     pools: Gauge,
     hashing_queue: Gauge,
 }
@@ -55,14 +77,9 @@ pub struct Snapshot {
     pub hashing_queue_depth: u64,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
+    /// The registry; `per_tenant` (`metrics.per_tenant`) labels logins and lockouts by tenant.
+    pub fn new(per_tenant: bool) -> Self {
         let mut registry = Registry::with_prefix("vigia");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -80,18 +97,35 @@ impl Metrics {
             "Time to answer, by route and method",
             latency.clone(),
         );
-        let logins = Family::<LoginLabels, Counter>::default();
-        registry.register(
-            "logins",
-            "Login attempts by tenant (`legacy` for the shared database) and outcome",
-            logins.clone(),
-        );
-        let lockouts = Family::<TenantLabels, Counter>::default();
-        registry.register(
-            "lockouts",
-            "Accounts locked after repeated failed logins, by tenant",
-            lockouts.clone(),
-        );
+        let (logins, lockouts) = if per_tenant {
+            let logins = Family::<LoginLabels, Counter>::default();
+            registry.register(
+                "logins",
+                "Login attempts by tenant (`legacy` for the shared database) and outcome",
+                logins.clone(),
+            );
+            let lockouts = Family::<TenantLabels, Counter>::default();
+            registry.register(
+                "lockouts",
+                "Accounts locked after repeated failed logins, by tenant",
+                lockouts.clone(),
+            );
+            (Logins::PerTenant(logins), Lockouts::PerTenant(lockouts))
+        } else {
+            let logins = Family::<OutcomeLabels, Counter>::default();
+            registry.register(
+                "logins",
+                "Login attempts by outcome, all tenants together",
+                logins.clone(),
+            );
+            let lockouts = Counter::default();
+            registry.register(
+                "lockouts",
+                "Accounts locked after repeated failed logins, all tenants together",
+                lockouts.clone(),
+            );
+            (Logins::Total(logins), Lockouts::Total(lockouts))
+        };
         let pools = Gauge::default();
         registry.register(
             "tenant_pools_open",
@@ -136,23 +170,30 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Counts one login attempt's outcome (`succeeded`, `bad_credentials`, `locked`, …).
-    pub fn login(&self, tenant: &str, outcome: &'static str) {
-        self.logins
-            .get_or_create(&LoginLabels {
-                tenant: tenant.to_owned(),
-                outcome,
-            })
-            .inc();
+    /// Counts one login attempt's outcome (`succeeded`, `bad_credentials`, `locked`, …) in
+    /// `scope`, a registered tenant or the legacy database.
+    pub fn login(&self, scope: &Scope, outcome: &'static str) {
+        match &self.logins {
+            Logins::Total(family) => family.get_or_create(&OutcomeLabels { outcome }).inc(),
+            Logins::PerTenant(family) => family
+                .get_or_create(&LoginLabels {
+                    tenant: tenant_label(scope),
+                    outcome,
+                })
+                .inc(),
+        };
     }
 
-    /// Counts one account lock.
-    pub fn lockout(&self, tenant: &str) {
-        self.lockouts
-            .get_or_create(&TenantLabels {
-                tenant: tenant.to_owned(),
-            })
-            .inc();
+    /// Counts one account lock in `scope`.
+    pub fn lockout(&self, scope: &Scope) {
+        match &self.lockouts {
+            Lockouts::Total(counter) => counter.inc(),
+            Lockouts::PerTenant(family) => family
+                .get_or_create(&TenantLabels {
+                    tenant: tenant_label(scope),
+                })
+                .inc(),
+        };
     }
 
     /// The text exposition format, with the gauges set from `snapshot`.
@@ -164,5 +205,13 @@ impl Metrics {
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("BUG: writing to a String cannot fail");
         text
+    }
+}
+
+/// A scope as a label value: the tenant ID, or `legacy`.
+fn tenant_label(scope: &Scope) -> String {
+    match scope {
+        Scope::Legacy => "legacy".to_owned(),
+        Scope::Tenant(id) => id.to_string(),
     }
 }

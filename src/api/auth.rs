@@ -25,7 +25,7 @@ use super::{
     security::{BearerAuth, OptionalBearerAuth, header_tenant, request_meta},
 };
 use crate::{
-    auth::{ResetBy, tenant_label},
+    auth::ResetBy,
     config::Environment,
     domain::{Email, LoginIdentifier, Password, Scope, TenantId},
     error::{ApiError, Error},
@@ -120,9 +120,7 @@ impl AuthApi {
             .auth
             .login(&tenant, &login, password, &request_meta(req))
             .await;
-        state
-            .metrics
-            .login(&tenant_label(&scope), login_outcome(&outcome));
+        state.metrics.login(&scope, login_outcome(&outcome));
         let outcome = outcome?;
         let body = TokenResponse::new(outcome.access_token, &outcome.user);
         Ok(LoginResponse::Ok(

@@ -1,19 +1,51 @@
-//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: the legacy database
-//! answers too).
+//! Liveness (`/healthz`: the process answers), readiness (`/readyz`: the legacy database
+//! answers too) and the Prometheus scrape (`/metrics`), which takes `metrics.token` as a bearer
+//! token when one is configured.
 
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{
-    OpenApi,
+    OpenApi, SecurityScheme,
+    auth::Bearer,
     payload::{Json, PlainText},
 };
 
-use super::{ApiTags, AppState, dto::HealthResponse};
+use super::{ApiTags, AppState, dto::HealthResponse, security::same_secret};
 use crate::{
     error::{ApiError, Error},
     metrics::Snapshot,
 };
+
+/// The scrape token (`metrics.token`), as `Authorization: Bearer <token>`. Only with a
+/// configured token; without one `/metrics` is open.
+#[derive(SecurityScheme)]
+#[oai(rename = "metrics", ty = "bearer", checker = "scraper")]
+struct ScrapeToken(());
+
+/// The matching scrape token, else `Anonymous`: the handler serves an anonymous scrape only
+/// when no token is configured.
+#[derive(SecurityScheme)]
+enum Scraper {
+    Token(ScrapeToken),
+    #[oai(fallback)]
+    Anonymous,
+}
+
+/// Accepts the configured scrape token; anything else falls back to [`Scraper::Anonymous`].
+async fn scraper(req: &Request, bearer: Bearer) -> poem::Result<()> {
+    let state = req
+        .data::<Arc<AppState>>()
+        .expect("BUG: routes() attaches AppState to every request");
+    match &state.settings.metrics.token {
+        Some(expected) if same_secret(&bearer.token, expected) => Ok(()),
+        Some(_) => {
+            tracing::warn!(alert = "bad_metrics_token", "refused a metrics scrape");
+            Err(ApiError::from(Error::NotAuthenticated).into())
+        }
+        None => Err(ApiError::from(Error::NotAuthenticated).into()),
+    }
+}
 
 #[derive(Default)]
 pub struct HealthApi;
@@ -33,14 +65,23 @@ impl HealthApi {
     /// Prometheus metrics
     ///
     /// The text exposition format: requests by route, method and status with a latency
-    /// histogram; logins by tenant and outcome; lockouts; open tenant pools; hashing queue
-    /// depth; build info.
+    /// histogram; logins by outcome; lockouts; open tenant pools; hashing queue depth; build
+    /// info. No tenant ID appears unless `metrics.per_tenant` is set (then logins and lockouts
+    /// are by tenant too). With `metrics.token` configured, the scraper must send it as
+    /// `Authorization: Bearer <token>` (else 401).
     #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
-    async fn metrics(&self, state: Data<&Arc<AppState>>) -> PlainText<String> {
-        PlainText(state.metrics.encode(Snapshot {
+    async fn metrics(
+        &self,
+        state: Data<&Arc<AppState>>,
+        scraper: Scraper,
+    ) -> Result<PlainText<String>, ApiError> {
+        if state.settings.metrics.token.is_some() && matches!(scraper, Scraper::Anonymous) {
+            return Err(Error::NotAuthenticated.into());
+        }
+        Ok(PlainText(state.metrics.encode(Snapshot {
             open_tenant_pools: state.registry.open_pools(),
             hashing_queue_depth: u64::try_from(state.auth.hasher.in_flight()).unwrap_or(u64::MAX),
-        }))
+        })))
     }
 
     /// Readiness

@@ -1,6 +1,7 @@
 //! The bearer security scheme. It is declared as OAuth2's password flow so that Swagger UI's
 //! Authorize dialog can log in through `POST /api/v1/auth/login`; the credential itself is the
-//! `Authorization: Bearer <token>` header. The checker turns it into a [`Principal`].
+//! `Authorization: Bearer <token>` header. The checker turns it into a [`Principal`]. Also
+//! [`same_secret`], the one comparison of a bearer credential with a configured secret.
 
 use std::{marker::PhantomData, net::IpAddr, sync::Arc};
 
@@ -9,6 +10,9 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions, OAuthScopes, SecurityScheme, auth::Bearer,
     registry::Registry,
 };
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::{AppState, Caller, RequestContext};
 use crate::{
@@ -62,6 +66,15 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         });
     }
     Ok(principal)
+}
+
+/// Whether a presented bearer credential is the configured secret (`admin.token`,
+/// `metrics.token`), in constant time: both sides are hashed first, so the comparison runs over
+/// equal lengths and its duration says nothing about the secret or how much of it matched.
+pub fn same_secret(given: &str, expected: &SecretString) -> bool {
+    let given = Sha256::digest(given.as_bytes());
+    let expected = Sha256::digest(expected.expose_secret().as_bytes());
+    bool::from(given.ct_eq(&expected))
 }
 
 /// The client address (the peer, or with `security.trust_forwarded_for` the last

@@ -365,7 +365,7 @@ impl Auth {
                 store.record_audit(&event).await?;
             }
         }
-        self.metrics.lockout(&tenant_label(&tenant.scope));
+        self.metrics.lockout(&tenant.scope);
         // Part 11 §11.300(d): report attempted misuse "in an immediate and urgent manner".
         tracing::warn!(
             alert = "account_locked",
@@ -703,14 +703,6 @@ fn shared_state_down(e: anyhow::Error) -> Error {
     Error::Unavailable {
         detail: "Shared state unreachable, retry later".into(),
         retry_after_seconds: 5,
-    }
-}
-
-/// A scope as a metrics label: the tenant ID, or `legacy`.
-pub fn tenant_label(scope: &Scope) -> String {
-    match scope {
-        Scope::Legacy => "legacy".to_owned(),
-        Scope::Tenant(id) => id.to_string(),
     }
 }
 

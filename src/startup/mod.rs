@@ -53,7 +53,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::new(settings.metrics.per_tenant));
         let auth = Auth::new(&settings, hasher, tokens, metrics.clone());
         let state = Arc::new(AppState {
             settings,

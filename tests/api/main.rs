@@ -4,6 +4,7 @@
 
 mod account_authority;
 mod cli;
+mod config;
 mod connections;
 mod demo;
 mod errors;
