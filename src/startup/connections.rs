@@ -1,9 +1,11 @@
 //! The connection loop: accepts TCP connections and serves each with HTTP/1.1 only, under
 //! two deadlines a bare `poem::Server` does not give:
 //!
-//! - **header read**: once the first byte of a request arrives, its whole head (request line
-//!   and headers) must arrive within `server.header_read_timeout_seconds`, or the connection
-//!   is closed. A client that sends one header line every few seconds (slowloris) is cut off.
+//! - **header read**: once the first byte of a request arrives (for a connection's first
+//!   request: once it opens), its whole head (request line and headers) must arrive within
+//!   `server.header_read_timeout_seconds`, or the connection is closed. A client that sends
+//!   one header line every few seconds (slowloris), or opens connections and sends nothing, is
+//!   cut off.
 //! - **keep-alive idle**: a connection on which no byte moves in either direction for
 //!   `server.keep_alive_timeout_seconds` while no request is being handled is closed. It covers
 //!   both an idle keep-alive connection and a client that stops reading its response.
@@ -185,10 +187,12 @@ struct Clock {
 }
 
 impl Clock {
+    /// A new connection is held to the header deadline from the moment it opens: one that
+    /// never sends a byte is closed as soon as one that sends too slowly.
     fn new() -> Self {
         Self {
             opened: Instant::now(),
-            phase: AtomicU8::new(Phase::Idle as u8),
+            phase: AtomicU8::new(Phase::Head as u8),
             last_io: AtomicU64::new(0),
             head_since: AtomicU64::new(0),
         }

@@ -114,6 +114,25 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
 }
 
 #[tokio::test]
+async fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_deadline() {
+    let app = app_with(&[("server.header_read_timeout_seconds", "1")]).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect");
+    let opened = Instant::now();
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let held = opened.elapsed();
+    assert!(
+        closed,
+        "a silent connection is not held until the keep-alive timeout (75 s)"
+    );
+    assert!(
+        held >= Duration::from_millis(900) && held <= Duration::from_secs(4),
+        "{held:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
     let app = app_with(&[("server.keep_alive_timeout_seconds", "1")]).await;
     let mut stream = TcpStream::connect(("127.0.0.1", app.port))
