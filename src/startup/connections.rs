@@ -152,6 +152,8 @@ fn spawn_connection<E: Endpoint + 'static>(
     let served = graceful.watch(conn);
     tokio::spawn(async move {
         tokio::select! {
+            // The connection first: the watchdog only matters once it has nothing to do.
+            biased;
             outcome = served => {
                 if let Err(e) = outcome {
                     tracing::debug!(error = %e, "connection ended with an error");
@@ -222,15 +224,17 @@ impl Clock {
     fn received(&self) {
         let now = self.now();
         self.last_io.store(now, Ordering::Relaxed);
-        if self
-            .phase
-            .compare_exchange(
-                Phase::Idle as u8,
-                Phase::Head as u8,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+        // A plain load first: most reads happen mid-request, where no swap is due.
+        if self.phase.load(Ordering::Relaxed) == Phase::Idle as u8
+            && self
+                .phase
+                .compare_exchange(
+                    Phase::Idle as u8,
+                    Phase::Head as u8,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
         {
             self.head_since.store(now, Ordering::Release);
         }
