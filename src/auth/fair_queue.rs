@@ -226,23 +226,39 @@ mod tests {
         }
     }
 
-    fn release(gate: &Arc<(Mutex<bool>, Condvar)>) {
-        *gate.0.lock().expect("gate") = true;
-        gate.1.notify_all();
+    /// Probes sharing one gate, reporting to one channel.
+    struct Probes {
+        gate: Arc<(Mutex<bool>, Condvar)>,
+        out: mpsc::Sender<Result<&'static str, &'static str>>,
+    }
+
+    impl Probes {
+        fn new() -> (Self, mpsc::Receiver<Result<&'static str, &'static str>>) {
+            let (out, rx) = mpsc::channel();
+            let gate = Arc::new((Mutex::new(false), Condvar::new()));
+            (Self { gate, out }, rx)
+        }
+
+        fn probe(&self, name: &'static str) -> Box<dyn Task> {
+            Box::new(Probe {
+                name,
+                gate: self.gate.clone(),
+                out: self.out.clone(),
+            })
+        }
+
+        /// Lets every probe run.
+        fn release(&self) {
+            *self.gate.0.lock().expect("gate") = true;
+            self.gate.1.notify_all();
+        }
     }
 
     #[test]
     fn a_flooding_scope_is_displaced_and_others_are_served_in_turn() {
         let queue = FairQueue::<&'static str>::start("test", 1, 5).expect("queue");
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
-        let (tx, rx) = mpsc::channel();
-        let probe = |name| -> Box<dyn Task> {
-            Box::new(Probe {
-                name,
-                gate: gate.clone(),
-                out: tx.clone(),
-            })
-        };
+        let (probes, rx) = Probes::new();
+        let probe = |name| probes.probe(name);
         // Tenant a floods: one job runs (blocked on the gate), four wait; the queue is full.
         for name in ["a0", "a1", "a2", "a3", "a4"] {
             queue.submit(&"a", probe(name)).expect("admitted");
@@ -255,7 +271,7 @@ mod tests {
         // Tenant b's job displaces a's newest waiting one.
         queue.submit(&"b", probe("b0")).expect("b is admitted");
         assert_eq!(rx.recv().expect("refusal"), Err("a4"));
-        release(&gate);
+        probes.release();
         let served: Vec<_> = (0..5).map(|_| rx.recv().expect("served")).collect();
         // Round-robin: b waits for at most one more job of a (a1, when a0 was already running
         // as b arrived), not for a's whole queue.
@@ -275,21 +291,14 @@ mod tests {
     #[test]
     fn a_scope_within_its_share_is_refused_only_when_every_scope_is() {
         let queue = FairQueue::<&'static str>::start("test", 1, 4).expect("queue");
-        let gate = Arc::new((Mutex::new(false), Condvar::new()));
-        let (tx, rx) = mpsc::channel();
-        let probe = |name| -> Box<dyn Task> {
-            Box::new(Probe {
-                name,
-                gate: gate.clone(),
-                out: tx.clone(),
-            })
-        };
+        let (probes, rx) = Probes::new();
+        let probe = |name| probes.probe(name);
         for (scope, name) in [("a", "a0"), ("b", "b0"), ("c", "c0"), ("d", "d0")] {
             queue.submit(&scope, probe(name)).expect("admitted");
         }
         // Full, and every scope holds its one share: e is refused, nobody is displaced.
         assert_eq!(queue.submit(&"e", probe("e0")), Err(Full));
-        release(&gate);
+        probes.release();
         let mut served: Vec<_> = (0..4).map(|_| rx.recv().expect("served")).collect();
         served.sort();
         assert_eq!(served, [Ok("a0"), Ok("b0"), Ok("c0"), Ok("d0")]);

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     AppOptions, Backend, PASSWORD, TENANT, TestApp, UserSpec, assert_error, audit, backend_tests,
-    eventually, spawn_app, spawn_app_with,
+    eventually, put, spawn_app, spawn_app_with,
 };
 
 const NEW_PASSWORD: &str = "Taken-Over-99";
@@ -59,16 +59,6 @@ async fn create(
             "roles": roles,
             "permissions": permissions,
         }))
-        .send()
-        .await
-        .expect("sent")
-}
-
-async fn put(app: &TestApp, token: &str, path: &str, body: Value) -> Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
         .send()
         .await
         .expect("sent")

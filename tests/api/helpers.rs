@@ -743,6 +743,17 @@ pub fn drop_databases(base: String, names: Vec<String>) {
     });
 }
 
+/// `PUT path` with a JSON body, as the holder of `token`.
+pub async fn put(app: &TestApp, token: &str, path: &str, body: Value) -> Response {
+    app.client
+        .put(app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent")
+}
+
 /// The audit records an admin's token sees in its own scope, newest first, with `query` (e.g.
 /// `type=login_failed`, `resource=icsr:42`).
 pub async fn audit(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {

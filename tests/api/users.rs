@@ -7,23 +7,14 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, TENANT, TestApp, UserSpec, assert_error, audit, backend_tests, eventually, spawn_app,
+    PASSWORD, TENANT, TestApp, UserSpec, assert_error, audit, backend_tests, eventually, put,
+    spawn_app,
 };
 
 async fn me(app: &TestApp, token: &str) -> Value {
     let resp = app.me(token, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     resp.json().await.expect("json")
-}
-
-async fn put(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("sent")
 }
 
 async fn create_user(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
