@@ -69,12 +69,16 @@ pub struct Metrics {
     lockouts: Lockouts,
     pools: Gauge,
     hashing_queue: Gauge,
+    shared_state_fallbacks: Counter,
+    shared_state_degraded: Gauge,
 }
 
 /// What [`Metrics::encode`] reads at scrape time.
 pub struct Snapshot {
     pub open_tenant_pools: u64,
     pub hashing_queue_depth: u64,
+    /// Redis is configured and failed lately (its users fall back to in-process state).
+    pub shared_state_degraded: bool,
 }
 
 impl Metrics {
@@ -138,6 +142,18 @@ impl Metrics {
             "Password hashes admitted and not yet finished (running or queued)",
             hashing_queue.clone(),
         );
+        let shared_state_fallbacks = Counter::default();
+        registry.register(
+            "shared_state_fallbacks",
+            "Login attempts counted in this process alone because Redis was unreachable",
+            shared_state_fallbacks.clone(),
+        );
+        let shared_state_degraded = Gauge::default();
+        registry.register(
+            "shared_state_degraded",
+            "1 while the configured Redis is unreachable (throttling per replica), else 0",
+            shared_state_degraded.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -153,7 +169,14 @@ impl Metrics {
             lockouts,
             pools,
             hashing_queue,
+            shared_state_fallbacks,
+            shared_state_degraded,
         }
+    }
+
+    /// Counts one login attempt counted in-process because Redis was unreachable.
+    pub fn shared_state_fallback(&self) {
+        self.shared_state_fallbacks.inc();
     }
 
     /// Counts one answered request.
@@ -202,6 +225,8 @@ impl Metrics {
             .set(i64::try_from(snapshot.open_tenant_pools).unwrap_or(i64::MAX));
         self.hashing_queue
             .set(i64::try_from(snapshot.hashing_queue_depth).unwrap_or(i64::MAX));
+        self.shared_state_degraded
+            .set(i64::from(snapshot.shared_state_degraded));
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("BUG: writing to a String cannot fail");
         text

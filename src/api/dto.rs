@@ -193,8 +193,11 @@ pub struct ResetPasswordResponse {
 /// A probe's answer.
 #[derive(Debug, Object)]
 pub struct HealthResponse {
-    /// `ok`.
+    /// `ok`, or (readiness) `degraded` while the configured Redis is unreachable.
     pub status: String,
+    /// Readiness with `redis.url` set: `ok` or `unreachable`.
+    #[oai(skip_serializing_if_is_none)]
+    pub shared_state: Option<String>,
 }
 
 fn primary_role(user: &User) -> String {

@@ -59,6 +59,7 @@ impl HealthApi {
     async fn healthz(&self) -> Json<HealthResponse> {
         Json(HealthResponse {
             status: "ok".into(),
+            shared_state: None,
         })
     }
 
@@ -81,12 +82,16 @@ impl HealthApi {
         Ok(PlainText(state.metrics.encode(Snapshot {
             open_tenant_pools: state.registry.open_pools(),
             hashing_queue_depth: u64::try_from(state.auth.hasher.in_flight()).unwrap_or(u64::MAX),
+            shared_state_degraded: state.registry.redis().is_some_and(|r| r.is_degraded()),
         })))
     }
 
     /// Readiness
     ///
-    /// 200 when the legacy database (and Redis, when configured) answers; 503 otherwise.
+    /// 200 when the legacy database answers, 503 otherwise. With Redis configured but
+    /// unreachable the answer is still 200 — logins and token checks go on without it, each
+    /// replica throttling alone — with `status` `degraded` and `shared_state` `unreachable`,
+    /// so a load balancer keeps the replica while monitoring sees the degradation.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> Result<Json<HealthResponse>, ApiError> {
         let legacy = state.registry.legacy().store().await;
@@ -101,17 +106,21 @@ impl HealthApi {
                 retry_after_seconds: 5,
             }
         })?;
-        if let Some(redis) = state.registry.redis() {
-            redis.ping().await.map_err(|e| {
-                tracing::warn!(error = %e, "readiness check failed");
-                Error::Unavailable {
-                    detail: "Redis unreachable".into(),
-                    retry_after_seconds: 5,
-                }
-            })?;
-        }
+        let shared_state = match state.registry.redis() {
+            None => None,
+            Some(redis) => Some(match redis.ping().await {
+                Ok(()) => "ok",
+                Err(_) => "unreachable",
+            }),
+        };
+        let status = if shared_state == Some("unreachable") {
+            "degraded"
+        } else {
+            "ok"
+        };
         Ok(Json(HealthResponse {
-            status: "ok".into(),
+            status: status.into(),
+            shared_state: shared_state.map(str::to_owned),
         }))
     }
 }

@@ -214,7 +214,7 @@ impl Auth {
         let now = now();
         if let Some(addr) = meta.client {
             self.hit_address(tenant, addr, now)
-                .await?
+                .await
                 .map_err(|wait| Error::TooManyRequests {
                     detail: "Too many login attempts from this address, retry later".into(),
                     retry_after_seconds: wait,
@@ -532,24 +532,25 @@ impl Auth {
     }
 
     /// Counts a login attempt from `addr` (an IPv6 client by its /64; in Redis when replicas
-    /// share it); `Ok(Err(wait))` when over the limit.
-    async fn hit_address(
-        &self,
-        tenant: &Tenant,
-        addr: IpAddr,
-        now: i64,
-    ) -> Result<Result<(), i64>, Error> {
+    /// share it, in this process while Redis is unreachable); `Err(wait)` when over the limit.
+    async fn hit_address(&self, tenant: &Tenant, addr: IpAddr, now: i64) -> Result<(), i64> {
         let Some(redis) = tenant.redis() else {
-            return Ok(self.addresses.hit(addr, now));
+            return self.addresses.hit(addr, now);
         };
-        let count = redis
-            .hit_address(&throttle::limit_key(addr).to_string(), now.div_euclid(60))
-            .await
-            .map_err(shared_state_down)?;
+        let key = throttle::limit_key(addr).to_string();
+        let count = match redis.hit_address(&key, now.div_euclid(60)).await {
+            Ok(count) => count,
+            // Redis is shared state, not a condition of logging in: while it is unreachable
+            // each replica counts alone (a weaker limit, still a limit).
+            Err(_) => {
+                self.metrics.shared_state_fallback();
+                return self.addresses.hit(addr, now);
+            }
+        };
         if count > self.addresses.per_minute() {
-            Ok(Err((60 - now.rem_euclid(60)).max(1)))
+            Err((60 - now.rem_euclid(60)).max(1))
         } else {
-            Ok(Ok(()))
+            Ok(())
         }
     }
 
@@ -694,15 +695,6 @@ impl Auth {
             .await?;
         principal.tenant.remember_revoked(claims.jti.clone()).await;
         Ok(())
-    }
-}
-
-/// Redis (the replicas' shared state) failed: refuse rather than count nothing.
-fn shared_state_down(e: anyhow::Error) -> Error {
-    tracing::warn!(error = %e, "Redis unreachable");
-    Error::Unavailable {
-        detail: "Shared state unreachable, retry later".into(),
-        retry_after_seconds: 5,
     }
 }
 

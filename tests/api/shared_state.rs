@@ -2,10 +2,14 @@
 //! server keeping it in memory. Runs when
 //! `VIGIA_TEST_REDIS_URL` is set.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::helpers::{
-    AppOptions, PASSWORD, RedisKeys, TENANT, assert_error, backend_tests, redis_url, spawn_app_with,
+    AppOptions, PASSWORD, RedisKeys, TENANT, assert_error, backend_tests, eventually, redis_url,
+    spawn_app_with,
 };
 
 backend_tests! {
@@ -57,4 +61,142 @@ backend_tests! {
             .expect("KEYS");
         assert!(!counted.is_empty(), "the address was counted in Redis");
     }
+}
+
+/// `redis-server` on `port`, stopped when dropped (also when the test fails).
+struct OwnRedis(std::process::Child);
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn own_redis(port: u16) -> Option<OwnRedis> {
+    std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()
+        .map(OwnRedis)
+}
+
+/// Keys of this deployment's address counters in the Redis at `url`.
+async fn rate_keys(url: &str) -> Option<Vec<String>> {
+    let client = deadpool_redis::redis::Client::open(url).ok()?;
+    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+    deadpool_redis::redis::cmd("KEYS")
+        .arg("outage:rate:*")
+        .query_async(&mut conn)
+        .await
+        .ok()
+}
+
+/// The readiness answer's `status` and `shared_state`.
+async fn readiness(app: &crate::helpers::TestApp) -> (StatusCode, serde_json::Value) {
+    let resp = app.get("/readyz").send().await.expect("sent");
+    (resp.status(), resp.json().await.expect("json"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_degrades_logins_but_does_not_stop_them() {
+    // Issue 17, item 6: with redis.url set and Redis down, every login used to answer 503.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let Some(redis) = own_redis(port) else {
+        eprintln!("skipped: redis-server is not installed");
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    eventually(Duration::from_secs(10), || rate_keys(&url)).await;
+    let app = spawn_app_with(AppOptions {
+        overrides: vec![
+            ("redis.url".into(), url.clone()),
+            ("redis.key_prefix".into(), "outage".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let token = app.token(Some(TENANT), "juan.perez").await;
+    assert_eq!(
+        readiness(&app).await,
+        (
+            StatusCode::OK,
+            json!({"status": "ok", "shared_state": "ok"})
+        )
+    );
+    assert!(
+        !rate_keys(&url).await.expect("keys").is_empty(),
+        "counted in Redis"
+    );
+
+    drop(redis);
+    for _ in 0..3 {
+        assert_eq!(
+            app.login(Some(TENANT), "juan.perez", PASSWORD)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        app.whoami(&token, None).await.status(),
+        StatusCode::OK,
+        "token checks go on"
+    );
+    assert_eq!(
+        readiness(&app).await,
+        (
+            StatusCode::OK,
+            json!({"status": "degraded", "shared_state": "unreachable"})
+        ),
+        "ready (kept by the load balancer), and honest about it"
+    );
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("vigia_shared_state_degraded 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("vigia_shared_state_fallbacks_total 0\n"),
+        "{metrics}"
+    );
+
+    // Redis returns (empty): the next logins are counted there again.
+    let _redis = own_redis(port).expect("redis-server restarts");
+    eventually(Duration::from_secs(20), || async {
+        let resp = app.login(Some(TENANT), "juan.perez", PASSWORD).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let keys = rate_keys(&url).await?;
+        (!keys.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        readiness(&app).await,
+        (
+            StatusCode::OK,
+            json!({"status": "ok", "shared_state": "ok"})
+        )
+    );
 }
