@@ -18,7 +18,7 @@ use super::{
     permissions::{Holder, Permission},
 };
 use crate::{
-    domain::{Email, FullName, Password, Permissions, Roles, Username},
+    domain::{Email, FullName, Password, Permissions, Role, Roles, Username},
     error::Error,
     store::{
         audit::{AuditEvent, AuditFilter, AuditType},
@@ -75,7 +75,9 @@ pub struct Refusal {
 /// 2. every action the account it changes holds (its roles' grants and `true` overrides: see
 ///    [`RoleGrants::lacking`](super::permissions::RoleGrants::lacking)), whatever the change;
 /// 3. every action of each role it assigns, role by role;
-/// 4. every action it sets `true` in the account's overrides.
+/// 4. every action it sets `true` in the account's overrides;
+/// 5. and, to grant the `admin` role or change an administrator, the `admin` role itself with
+///    nothing withdrawn (`admin` means every action, named or not).
 ///
 /// A detail names the actions missing only where the caller could read them anyway: its own
 /// request's overrides always; a role's or the account's only with `users.view`, which shows
@@ -137,6 +139,21 @@ pub fn authority(caller: &Principal, change: &Change<'_>) -> Result<(), Refusal>
                 true,
             );
         }
+    }
+    // `admin` holds every action, also those no catalogue names yet and those other modules
+    // decide on the token's `role` claim alone: only an administrator with nothing withdrawn
+    // grants it or changes an administrator's account.
+    let touches_admin = change.target.is_some_and(|t| t.roles.contains(Role::ADMIN))
+        || change.roles.is_some_and(|r| r.contains(Role::ADMIN));
+    let unrestricted_admin =
+        caller.user.roles.contains(Role::ADMIN) && !withdraws_anything(&caller.user.permissions);
+    if touches_admin && !unrestricted_admin {
+        return Err(Refusal {
+            detail: "Only an administrator with no permission withdrawn may grant the admin role \
+                     or change an administrator's account"
+                .to_owned(),
+            missing: vec![Role::ADMIN.to_owned()],
+        });
     }
     Ok(())
 }
@@ -384,6 +401,17 @@ impl Auth {
 }
 
 /// Administrators change other people's authority, never their own (four eyes).
+/// Whether stored overrides (`{module: {action: bool}}`) set any action `false`.
+fn withdraws_anything(overrides: &Value) -> bool {
+    overrides.as_object().is_some_and(|modules| {
+        modules.values().any(|actions| {
+            actions
+                .as_object()
+                .is_some_and(|a| a.values().any(|v| v == &Value::Bool(false)))
+        })
+    })
+}
+
 fn not_oneself(admin: &Principal, user_id: i64, what: &str) -> Result<(), Error> {
     if user_id == admin.user.id {
         Err(Error::Validation(format!(

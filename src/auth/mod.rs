@@ -651,6 +651,13 @@ impl Auth {
             .await?
             .ok_or_else(|| Error::NotFound("User not found".into()))?;
         if let ResetBy::Administrator(admin) = by {
+            // One's own password is changed knowing it (change-password, which counts wrong
+            // guesses): a stolen token must not set a new one without it.
+            if user.id == admin.user.id {
+                return Err(Error::Validation(
+                    "use change-password to change your own password".into(),
+                ));
+            }
             self.authorise(admin, &Change::on(ACTION, &user)).await?;
         }
         check_policy(tenant, &user.username, &user.email, &new, "new_password")?;

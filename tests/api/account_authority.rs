@@ -263,3 +263,44 @@ backend_tests! {
         assert_eq!(resp.status(), StatusCode::OK);
     }
 }
+
+backend_tests! {
+    async fn only_an_unrestricted_admin_grants_admin_and_nobody_resets_their_own_password(backend) {
+        // A non-admin granted every named action still may not mint or change an admin (the
+        // role means every action, named or not, and other modules trust its claim); and a
+        // token alone never sets its own user's password in production.
+        let app = production(&backend).await;
+        let mut everything = UserSpec::new("almighty");
+        everything.permissions = json!({
+            "icsr": {"view": true, "edit": true, "delete": true},
+            "reports": {"view": true, "generate": true},
+            "users": {"view": true, "manage": true},
+            "audit": {"view": true}
+        });
+        app.create_user(Some(TENANT), everything).await;
+        let almighty = app.token(Some(TENANT), "almighty").await;
+        let juan = app.token(Some(TENANT), "juan.perez").await;
+        let detail = assert_error(create(&app, &almighty, "mallory", &["admin"], json!({})).await, StatusCode::FORBIDDEN).await;
+        assert!(detail.starts_with("Only an administrator"), "{detail}");
+        assert_error(app.login(Some(TENANT), "mallory", PASSWORD).await, StatusCode::UNAUTHORIZED).await;
+        assert_error(
+            app.reset_password(Some(TENANT), Some(&almighty), "juan.perez@example.com", NEW_PASSWORD).await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert_eq!(app.login(Some(TENANT), "juan.perez", PASSWORD).await.status(), StatusCode::OK);
+        // It still administers accounts that are not admins.
+        assert_eq!(create(&app, &almighty, "clerk", &["qf"], json!({})).await.status(), StatusCode::CREATED);
+
+        let own = app.reset_password(Some(TENANT), Some(&juan), "juan.perez@example.com", NEW_PASSWORD).await;
+        let detail = assert_error(own, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(detail.contains("change-password"), "{detail}");
+        assert_eq!(app.login(Some(TENANT), "juan.perez", PASSWORD).await.status(), StatusCode::OK);
+        // A full admin still resets the others', and grants admin.
+        assert_eq!(
+            app.reset_password(Some(TENANT), Some(&juan), "almighty@example.com", NEW_PASSWORD).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(create(&app, &juan, "deputy", &["admin"], json!({})).await.status(), StatusCode::CREATED);
+    }
+}
