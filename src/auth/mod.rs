@@ -363,6 +363,10 @@ impl Auth {
                 let store = tenant.store().await?;
                 store.lock_name(name, until).await?;
                 store.record_audit(&event).await?;
+                // Housekeeping where names are written: spent windows and locks go.
+                store
+                    .prune_name_failures(now, tenant.policy.lockout_window)
+                    .await?;
             }
         }
         self.metrics.lockout(&tenant.scope);

@@ -132,39 +132,11 @@ fn appears_in(text: &str, debug: &str) -> bool {
     debug.contains(&text) || debug.contains(escaped.trim_matches('"'))
 }
 
-/// A URL with the password of its user information, and any password-like query parameter,
-/// redacted. Anything between `://` and the last `@` is user information, so a password
-/// containing `@`, `/` or `?` is still covered.
+/// A URL with the password of its user information, every secret-looking query parameter
+/// (percent-decoded, as drivers read them) and any fragment redacted: the masking every other
+/// place that shows a database URL uses.
 fn mask_url(url: &str) -> String {
-    const MASK: &str = "<redacted>";
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let (head, rest) = url.split_at(scheme_end);
-    let rest = match rest.rfind('@') {
-        Some(at) => {
-            let (userinfo, host) = rest.split_at(at);
-            match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{user}:{MASK}{host}"),
-                None => rest.to_owned(),
-            }
-        }
-        None => rest.to_owned(),
-    };
-    let rest = match rest.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, _)) if names_a_secret(name) => format!("{name}={MASK}"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => rest,
-    };
-    format!("{head}{rest}")
+    crate::store::masked_url(url, "<redacted>")
 }
 
 /// A TOML basic string.
@@ -241,6 +213,22 @@ mod tests {
             "url",
         ] {
             assert!(!names_a_secret(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn no_spelling_of_a_password_in_a_url_prints() {
+        for url in [
+            "redis+unix:///run/redis.sock?pass=s3cret",
+            "postgres://h/db?pass%77ord=s3cret",
+            "postgres://h/db?PassWord=s3cret&sslmode=require",
+            "postgres://u:pa#s3cret@host/db",
+            "postgres://u:p@ss/w?s3cret@host/db",
+            "redis://:s3cret@cache:6379/0",
+        ] {
+            let shown = mask_url(url);
+            assert!(!shown.contains("s3cret"), "{url} -> {shown}");
+            assert!(shown.contains("<redacted>"), "{url} -> {shown}");
         }
     }
 

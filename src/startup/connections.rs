@@ -220,23 +220,16 @@ impl Clock {
         self.last_io.store(self.now(), Ordering::Relaxed);
     }
 
-    /// Bytes arrived: the first of a request starts its head's deadline.
+    /// Bytes arrived: the first of a request starts its head's deadline. Only the connection's
+    /// own task writes the phase and the times (the I/O and the service run on it), so a plain
+    /// load and stores suffice; `head_since` is stored before the phase that makes the
+    /// watchdog read it.
     fn received(&self) {
         let now = self.now();
         self.last_io.store(now, Ordering::Relaxed);
-        // A plain load first: most reads happen mid-request, where no swap is due.
-        if self.phase.load(Ordering::Relaxed) == Phase::Idle as u8
-            && self
-                .phase
-                .compare_exchange(
-                    Phase::Idle as u8,
-                    Phase::Head as u8,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            self.head_since.store(now, Ordering::Release);
+        if self.phase.load(Ordering::Relaxed) == Phase::Idle as u8 {
+            self.head_since.store(now, Ordering::Relaxed);
+            self.phase.store(Phase::Head as u8, Ordering::Release);
         }
     }
 }
@@ -254,10 +247,22 @@ async fn watchdog(clock: Arc<Clock>, deadlines: Deadlines) -> &'static str {
         tokio::time::sleep(tick).await;
         let now = clock.now();
         match clock.phase() {
-            Phase::Head if now >= clock.head_since.load(Ordering::Acquire) + header_read => {
+            Phase::Head
+                if now
+                    >= clock
+                        .head_since
+                        .load(Ordering::Relaxed)
+                        .saturating_add(header_read) =>
+            {
                 return "request head not received in time";
             }
-            Phase::Idle if now >= clock.last_io.load(Ordering::Relaxed) + keep_alive => {
+            Phase::Idle
+                if now
+                    >= clock
+                        .last_io
+                        .load(Ordering::Relaxed)
+                        .saturating_add(keep_alive) =>
+            {
                 return "idle keep-alive connection";
             }
             _ => {}

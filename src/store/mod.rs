@@ -269,32 +269,44 @@ fn postgres_driver_url(raw: &str) -> Cow<'_, str> {
     Cow::Owned(url)
 }
 
+/// `raw` (a database or Redis URL) with its secrets replaced by `mask`, as
+/// [`DatabaseUrl`]'s `Display` shows them (there with `***`).
+pub fn masked_url(raw: &str, mask: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    write_masked(&mut out, raw, mask).expect("BUG: writing to a String cannot fail");
+    out
+}
+
 /// Writes `raw` with its secrets masked: `scheme://user:***@host/db?sslmode=require&password=***`;
-/// a fragment (no database URL needs one) is masked whole.
-fn write_masked(f: &mut impl fmt::Write, raw: &str) -> fmt::Result {
-    let (raw, fragment) = match raw.split_once('#') {
-        Some((raw, _)) => (raw, true),
-        None => (raw, false),
-    };
-    let (base, query) = match raw.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (raw, None),
-    };
-    // The userinfo ends at the authority's last '@' (as URL parsers read it), so a password
-    // holding an unencoded '@' is masked whole.
-    match base.split_once("://") {
+/// a fragment (no database URL needs one) is masked whole. The user information ends at the
+/// last `@` of the whole text, so a password holding an unencoded `@`, `/`, `?` or `#` is
+/// masked whole (a `@` in a query value only makes more of the URL masked, never less).
+fn write_masked(f: &mut impl fmt::Write, raw: &str, mask: &str) -> fmt::Result {
+    let rest = match raw.split_once("://") {
         Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _password)) => write!(f, "{scheme}://{user}:***@{host}{path}")?,
-                    None => f.write_str(base)?,
-                },
-                None => f.write_str(base)?,
+            write!(f, "{scheme}://")?;
+            match rest.rsplit_once('@') {
+                Some((userinfo, after)) => {
+                    match userinfo.split_once(':') {
+                        Some((user, _password)) => write!(f, "{user}:{mask}@")?,
+                        None => write!(f, "{userinfo}@")?,
+                    }
+                    after
+                }
+                None => rest,
             }
         }
-        None => f.write_str(base)?,
-    }
+        None => raw,
+    };
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((rest, _)) => (rest, true),
+        None => (rest, false),
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    f.write_str(path)?;
     if let Some(query) = query {
         f.write_char('?')?;
         for (i, pair) in query.split('&').enumerate() {
@@ -302,20 +314,20 @@ fn write_masked(f: &mut impl fmt::Write, raw: &str) -> fmt::Result {
                 f.write_char('&')?;
             }
             match pair.split_once('=') {
-                Some((name, _value)) if is_secret_parameter(name) => write!(f, "{name}=***")?,
+                Some((name, _value)) if is_secret_parameter(name) => write!(f, "{name}={mask}")?,
                 _ => f.write_str(pair)?,
             }
         }
     }
     if fragment {
-        f.write_str("#***")?;
+        write!(f, "#{mask}")?;
     }
     Ok(())
 }
 
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_masked(f, self.expose())
+        write_masked(f, self.expose(), "***")
     }
 }
 

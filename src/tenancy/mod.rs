@@ -213,11 +213,19 @@ impl Shared {
         }
     }
 
-    async fn load_revocations(&self, scope: &Scope, store: &Store) -> Result<(), StoreError> {
+    /// Loads `scope`'s live revocations; `policy` is the scope's, for housekeeping.
+    async fn load_revocations(
+        &self,
+        scope: &Scope,
+        store: &Store,
+        policy: &SecurityPolicy,
+    ) -> Result<(), StoreError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         // Housekeeping while the database is opened anyway: names whose failed-login window
-        // and lock have both passed count nothing any more (a day covers any window).
-        store.prune_name_failures(now, 24 * 3600).await?;
+        // and lock have both passed count nothing any more.
+        store
+            .prune_name_failures(now, policy.lockout_window)
+            .await?;
         for jti in store.live_revocations(now).await? {
             self.revoked.insert((scope.clone(), jti), ());
         }
@@ -337,7 +345,9 @@ impl Tenant {
         self.revocations_loaded
             .get_or_try_init(|| async {
                 let store = self.store().await?;
-                self.shared.load_revocations(&self.scope, &store).await
+                self.shared
+                    .load_revocations(&self.scope, &store, &self.policy)
+                    .await
             })
             .await
             .map(drop)
@@ -510,8 +520,9 @@ impl Registry {
             .map_err(|e| anyhow::anyhow!("opening the legacy database {legacy_url}: {e}"))?;
         let redis = Redis::connect(&settings.redis).await?;
         let shared = Arc::new(Shared::new(settings, redis));
+        let legacy_policy = SecurityPolicy::new(&settings.security, &SecurityOverrides::default());
         shared
-            .load_revocations(&Scope::Legacy, &store)
+            .load_revocations(&Scope::Legacy, &store, &legacy_policy)
             .await
             .map_err(|e| anyhow::anyhow!("reading the legacy database {legacy_url}: {e}"))?;
         let legacy = Arc::new(Tenant {
@@ -521,7 +532,7 @@ impl Registry {
             database: Database::Fixed(store.clone()),
             shared: shared.clone(),
             retired: AtomicBool::new(false),
-            policy: SecurityPolicy::new(&settings.security, &SecurityOverrides::default()),
+            policy: legacy_policy,
             roles: RoleGrants::default(),
             database_url: legacy_url,
             incarnation: None,
@@ -751,6 +762,14 @@ impl Registry {
         let roles = RoleGrants::with_definitions(&entry.roles)
             .map_err(|e| TenancyError::Broken(format!("tenant {id}: {e}")))?;
         let scope = Scope::Tenant(id.clone());
+        if entry.incarnation.is_none() {
+            tracing::warn!(
+                tenant = %id,
+                "tenant entry has no incarnation (written before registrations had one, or by \
+                 hand): its key is the same for any registration of this ID, so a tenant \
+                 registered again under it would accept its predecessor's tokens"
+            );
+        }
         tracing::debug!(tenant = %id, database = %database_url, "loaded tenant");
         Ok(Arc::new(Tenant {
             key: SigningKey::derive(&self.secret, &scope, entry.incarnation),
