@@ -260,10 +260,22 @@ impl Auth {
         };
 
         let stored = user.as_ref().map(|u| u.password_hash.as_str());
-        let verified = self
+        let verified = match self
             .hasher
             .verify(&tenant.scope, password.clone(), stored)
-            .await?;
+            .await
+        {
+            Ok(verified) => verified,
+            // Refused (503) before the password was checked: not a wrong guess, so the
+            // attempt is given back (a flood must not lock out the users it delays).
+            Err(e) => {
+                match user_id {
+                    Some(id) => store.release_login_attempt(id).await?,
+                    None => store.release_name_attempt(phantom).await?,
+                }
+                return Err(e.into());
+            }
+        };
         let Some(user) = user.filter(|_| verified.matches) else {
             let event = anonymous_event(
                 AuditType::LoginFailed,
@@ -598,10 +610,17 @@ impl Auth {
                 .await?;
             return Err(locked(until - now));
         };
-        let verified = self
+        let verified = match self
             .hasher
             .verify(&tenant.scope, current, Some(&user.password_hash))
-            .await?;
+            .await
+        {
+            Ok(verified) => verified,
+            Err(e) => {
+                store.release_login_attempt(user.id).await?;
+                return Err(e.into());
+            }
+        };
         if !verified.matches {
             let details =
                 json!({"reason": "bad_credentials", "via": "change_password", "attempt": attempt});

@@ -19,6 +19,8 @@ const RESERVE: &str = "INSERT INTO login_name_failures (name, failed_logins, fai
      locked_until = NULL \
      WHERE login_name_failures.locked_until IS NULL OR login_name_failures.locked_until <= $2 \
      RETURNING failed_logins";
+const RELEASE: &str = "UPDATE login_name_failures SET failed_logins = failed_logins - 1 \
+     WHERE name = $1 AND failed_logins > 0 AND locked_until IS NULL";
 const LOCKED_UNTIL: &str = "SELECT locked_until FROM login_name_failures WHERE name = $1";
 const LOCK: &str = "UPDATE login_name_failures SET locked_until = $1 WHERE name = $2";
 const PRUNE: &str = "DELETE FROM login_name_failures \
@@ -40,6 +42,16 @@ impl Store {
             .fetch_optional(pool)
             .await?);
         Ok(count)
+    }
+
+    /// Gives back an attempt reserved against `name` whose password was never checked.
+    pub async fn release_name_attempt(&self, name: &str) -> Result<(), StoreError> {
+        with_pool!(self, pool => sqlx::query(RELEASE)
+            .bind(name)
+            .execute(pool)
+            .await
+            .map(drop)?);
+        Ok(())
     }
 
     /// When `name`'s lock ends, if it has one.

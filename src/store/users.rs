@@ -101,6 +101,9 @@ const RESERVE_ATTEMPT: &str = "UPDATE users SET \
      RETURNING failed_logins";
 const LOCKED_UNTIL: &str = "SELECT locked_until FROM users WHERE id = $1";
 const LOCK: &str = "UPDATE users SET locked_until = $1 WHERE id = $2";
+/// Gives back an attempt reserved for a password that was never checked (hashing refused).
+const RELEASE_ATTEMPT: &str = "UPDATE users SET failed_logins = failed_logins - 1 \
+     WHERE id = $1 AND failed_logins > 0 AND locked_until IS NULL";
 const CLEAR_FAILURES: &str = "UPDATE users SET failed_logins = 0, failed_window_start = NULL, locked_until = NULL WHERE id = $1";
 const INSERT: &str = "INSERT INTO users \
      (username, email, full_name, password_hash, is_active, empleado_id, permissions, created_at, updated_at, password_changed_at) \
@@ -379,6 +382,17 @@ impl Store {
         event: &NewAuditEvent,
     ) -> Result<(), StoreError> {
         audited!(self, event, tx => sqlx::query(LOCK).bind(until).bind(user_id).execute(&mut *tx).await?.rows_affected())
+    }
+
+    /// Gives back an attempt [`Self::reserve_login_attempt`] reserved, when the password was
+    /// never checked (the hashing queue refused it): a refusal is not a wrong guess.
+    pub async fn release_login_attempt(&self, user_id: i64) -> Result<(), StoreError> {
+        with_pool!(self, pool => sqlx::query(RELEASE_ATTEMPT)
+            .bind(user_id)
+            .execute(pool)
+            .await
+            .map(drop)?);
+        Ok(())
     }
 
     /// Clears failed attempts and any lock, recording `event` (a successful login, an unlock).

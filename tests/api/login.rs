@@ -318,6 +318,7 @@ backend_tests! {
         })
         .await;
         app.provision_tenant("flooder").await;
+        app.create_user(Some("flooder"), UserSpec::new("victim")).await;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flood: Vec<_> = (0..24)
             .map(|worker| {
@@ -355,6 +356,16 @@ backend_tests! {
         for _ in 0..10 {
             outcomes.push(app.login(Some(TENANT), "juan.perez", PASSWORD).await.status());
         }
+        // A user of the flooded tenant itself is refused (503) while its tenant's share is
+        // spent; those refusals are not wrong guesses and must not lock the account.
+        let mut victim_refused = 0;
+        for _ in 0..20 {
+            let status = app.login(Some("flooder"), "victim", PASSWORD).await.status();
+            assert_ne!(status, StatusCode::TOO_MANY_REQUESTS, "refusals never lock the victim");
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                victim_refused += 1;
+            }
+        }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut refused = 0;
         for worker in flood {
@@ -362,6 +373,8 @@ backend_tests! {
         }
         let () = saturated;
         assert!(refused > 0, "the flood saturated the hasher");
+        assert!(victim_refused >= 5, "the victim met the flood ({victim_refused} refusals)");
+        assert_eq!(app.login(Some("flooder"), "victim", PASSWORD).await.status(), StatusCode::OK);
         assert!(
             outcomes.iter().all(|s| *s == StatusCode::OK),
             "every correct login of the other tenant succeeded: {outcomes:?}"
