@@ -11,7 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::TenantId;
+use crate::{domain::TenantId, store::files};
 
 /// One tenant's entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -174,10 +174,10 @@ pub fn write_new(dir: &Path, id: &TenantId, file: &TenantFile) -> Result<(), Fil
         let path = path.to_path_buf();
         move |source| FileError::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    files::create_private_dir_all(dir).map_err(io_err(dir))?;
     let text = toml::to_string(file).expect("BUG: a TenantFile always serialises to TOML");
     let tmp = dir.join(format!(".{id}.toml.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).map_err(io_err(&tmp))?;
+    write_private(&tmp, &text).map_err(io_err(&tmp))?;
     let path = path_of(dir, id);
     let linked = std::fs::hard_link(&tmp, &path);
     let _ = std::fs::remove_file(&tmp);
@@ -188,13 +188,25 @@ pub fn write_new(dir: &Path, id: &TenantId, file: &TenantFile) -> Result<(), Fil
     }
 }
 
+/// Writes `text` to a new file `path`, 0600 (an entry's `database_url` may hold a password); a
+/// leftover of an interrupted write under the same name is replaced.
+fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    files::create_private_file(path)?;
+    std::fs::write(path, text)
+}
+
 /// Replaces an existing entry atomically: a temporary file renamed over it, so a concurrent
 /// reader sees the old file or the new one, never a part.
 pub fn replace(dir: &Path, id: &TenantId, file: &TenantFile) -> Result<(), FileError> {
     let text = toml::to_string(file).expect("BUG: a TenantFile always serialises to TOML");
     let tmp = dir.join(format!(".{id}.toml.{}.tmp", std::process::id()));
     let path = path_of(dir, id);
-    std::fs::write(&tmp, text)
+    write_private(&tmp, &text)
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
@@ -275,6 +287,30 @@ mod tests {
         ));
         let listed = list(dir.path()).await.expect("listed");
         assert_eq!(listed.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn entries_are_private_to_the_service_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join("tenants");
+        let id = TenantId::parse("acme").expect("valid");
+        let mut file = TenantFile {
+            database_url: "postgres://vigia:s3cret@db/vigia_acme".into(),
+            name: "ACME".into(),
+            active: true,
+            security: SecurityOverrides::default(),
+            roles: BTreeMap::new(),
+            incarnation: Some(Incarnation::random()),
+        };
+        write_new(&dir, &id, &file).expect("written");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&path_of(&dir, &id)), 0o600);
+        file.active = false;
+        replace(&dir, &id, &file).expect("replaced");
+        assert_eq!(mode(&path_of(&dir, &id)), 0o600, "a replaced entry too");
     }
 
     #[test]
