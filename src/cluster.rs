@@ -5,7 +5,7 @@
 //!
 //! Redis is shared state, never a condition of serving: while it is unreachable (also at
 //! start), callers fall back to in-process state, an outage is logged once when it starts and
-//! once when it ends, and Redis is retried every couple of seconds ([`Health`]).
+//! once when it ends, and Redis is retried every couple of seconds (`Health`).
 //!
 //! Events are Redis pub/sub messages on one channel: at most once, in order per publisher. A
 //! replica that misses one (Redis restarted, a reconnect) still converges: user snapshots expire
@@ -104,7 +104,7 @@ pub fn scope_name(scope: &Scope) -> Option<String> {
 
 impl Redis {
     /// The shared state of `redis.url`, when set. A Redis that does not answer now is not an
-    /// error: the server starts degraded (see [`Health`]) and uses Redis once it answers.
+    /// error: the server starts degraded (see `Health`) and uses Redis once it answers.
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Option<Self>> {
         let Some(url) = &settings.url else {
             return Ok(None);

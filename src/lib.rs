@@ -7,10 +7,13 @@
 //! - [`cli`]: the `vigia` command line (serve, tenant, user, migrate, openapi, config show).
 //! - [`config`]: layered settings (`vigia.toml`, then `VIGIA__SECTION__KEY`); unknown keys
 //!   refused; where each value came from; secrets redacted.
-//! - [`startup`]: [`startup::Application`] binds first, then serves until told to stop.
+//! - [`startup`]: [`startup::Application`] binds first, then serves until told to stop;
+//!   [`startup::connections`] is the HTTP/1.1 connection loop with its header and keep-alive
+//!   deadlines.
 //! - [`api`]: the poem-openapi handlers, the bearer security scheme and the spec.
 //! - [`error`]: the one error type and its single mapping to HTTP `{"detail": …}` responses.
-//! - [`auth`]: argon2id hashing on a bounded pool, per-tenant HS256 keys, token issue/verify,
+//! - [`auth`]: argon2id hashing on a bounded pool shared fairly between tenants, per-tenant
+//!   HS256 keys, token issue/verify,
 //!   the authenticated principal, permissions (role grants merged with user overrides) and
 //!   account administration.
 //! - [`icsrs`]: the ICSR flows: permission checks, optimistic concurrency, audited writes.

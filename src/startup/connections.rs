@@ -246,26 +246,17 @@ async fn watchdog(clock: Arc<Clock>, deadlines: Deadlines) -> &'static str {
     loop {
         tokio::time::sleep(tick).await;
         let now = clock.now();
-        match clock.phase() {
-            Phase::Head
-                if now
-                    >= clock
-                        .head_since
-                        .load(Ordering::Relaxed)
-                        .saturating_add(header_read) =>
-            {
-                return "request head not received in time";
-            }
-            Phase::Idle
-                if now
-                    >= clock
-                        .last_io
-                        .load(Ordering::Relaxed)
-                        .saturating_add(keep_alive) =>
-            {
-                return "idle keep-alive connection";
-            }
-            _ => {}
+        let (since, limit, why) = match clock.phase() {
+            Phase::Head => (
+                &clock.head_since,
+                header_read,
+                "request head not received in time",
+            ),
+            Phase::Idle => (&clock.last_io, keep_alive, "idle keep-alive connection"),
+            Phase::Busy => continue,
+        };
+        if now >= since.load(Ordering::Relaxed).saturating_add(limit) {
+            return why;
         }
     }
 }
@@ -274,6 +265,16 @@ async fn watchdog(clock: Arc<Clock>, deadlines: Deadlines) -> &'static str {
 struct Clocked<S> {
     inner: S,
     clock: Arc<Clock>,
+}
+
+impl<S> Clocked<S> {
+    /// Reports a write that moved bytes, and passes its outcome on.
+    fn wrote(&self, polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.clock.touch();
+        }
+        polled
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Clocked<S> {
@@ -298,10 +299,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Clocked<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.clock.touch();
-        }
-        polled
+        self.wrote(polled)
     }
 
     fn poll_write_vectored(
@@ -310,10 +308,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Clocked<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.clock.touch();
-        }
-        polled
+        self.wrote(polled)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -34,6 +34,13 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>,
     }
 }
 
+/// A raw connection to `app`.
+async fn connect(app: &crate::helpers::TestApp) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .expect("connect")
+}
+
 async fn app_with(keys: &[(&str, &str)]) -> crate::helpers::TestApp {
     spawn_app_with(AppOptions {
         overrides: keys
@@ -48,9 +55,7 @@ async fn app_with(keys: &[(&str, &str)]) -> crate::helpers::TestApp {
 #[tokio::test]
 async fn an_http2_connection_preface_is_not_answered_as_http2() {
     let app = app_with(&[]).await;
-    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("connect");
+    let mut stream = connect(&app).await;
     // The client preface, then an empty SETTINGS frame (RFC 9113 §3.4).
     stream
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
@@ -74,9 +79,7 @@ async fn an_http2_connection_preface_is_not_answered_as_http2() {
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_cut_off() {
     let app = app_with(&[("server.header_read_timeout_seconds", "1")]).await;
-    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("connect");
+    let mut stream = connect(&app).await;
     let started = Instant::now();
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -116,9 +119,7 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
 #[tokio::test]
 async fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_deadline() {
     let app = app_with(&[("server.header_read_timeout_seconds", "1")]).await;
-    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("connect");
+    let mut stream = connect(&app).await;
     let opened = Instant::now();
     let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
     let held = opened.elapsed();
@@ -135,9 +136,7 @@ async fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_deadline()
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
     let app = app_with(&[("server.keep_alive_timeout_seconds", "1")]).await;
-    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("connect");
+    let mut stream = connect(&app).await;
     // Requests every 300 ms keep the connection in use past the idle deadline.
     for _ in 0..6 {
         stream
@@ -163,9 +162,7 @@ async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
 #[tokio::test]
 async fn a_body_that_does_not_arrive_in_time_is_answered_408() {
     let app = app_with(&[("server.body_read_timeout_seconds", "1")]).await;
-    let mut stream = TcpStream::connect(("127.0.0.1", app.port))
-        .await
-        .expect("connect");
+    let mut stream = connect(&app).await;
     let started = Instant::now();
     stream
         .write_all(
