@@ -367,6 +367,7 @@ async fn orchestrate() -> anyhow::Result<()> {
     };
     provision::create_tenant(
         &settings,
+        &vigia::store::PoolSettings::from(&settings.database),
         &vigia::tenancy::Source::Files(settings.tenants.dir.clone()),
         NewTenant {
             id: TenantId::parse("t000000")?,

@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
     };
     provision::create_tenant(
         &settings,
+        &vigia::store::PoolSettings::from(&settings.database),
         &vigia::tenancy::Source::Files(settings.tenants.dir.clone()),
         NewTenant {
             id: TenantId::parse("bench")?,

@@ -232,6 +232,7 @@ async fn tenant_create(
     let source = Source::open(settings).await?;
     let entry = provision::create_tenant(
         settings,
+        &PoolSettings::from(&settings.database),
         &source,
         NewTenant {
             id: id.clone(),
@@ -338,6 +339,7 @@ fn read_password_line(input: impl BufRead) -> anyhow::Result<Password> {
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let mut failures = 0;
+    let pools = PoolSettings::from(&settings.database);
     let legacy = open_scope(settings, None)
         .await
         .context("legacy database")?;
@@ -346,11 +348,7 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     for (id, entry) in Source::open(settings).await?.list().await? {
         let outcome = async {
             let entry = entry?;
-            let store = Store::open(
-                &DatabaseUrl::parse(&entry.database_url)?,
-                &PoolSettings::from(&settings.database),
-            )
-            .await?;
+            let store = Store::open(&DatabaseUrl::parse(&entry.database_url)?, &pools).await?;
             store.close().await;
             anyhow::Ok(())
         }

@@ -212,8 +212,15 @@ pub struct DatabaseSettings {
     /// and file descriptors per open pool (sqlx opens a second connection whenever a query
     /// follows another before the first connection is back in the pool).
     pub sqlite_max_connections: u32,
-    /// Connections per tenant pool on Postgres (one server accepts a few hundred in total).
+    /// Connections per tenant pool on Postgres.
     pub postgres_max_connections: u32,
+    /// Connections this process opens to one Postgres server (host and port), all tenant
+    /// pools, the legacy pool and maintenance connections together: below the server's
+    /// `max_connections` (100 on a stock install) divided by the replicas, with room for
+    /// operators and migrations (see `store::budget`).
+    pub postgres_connections_per_server: u32,
+    /// A Postgres connection idle this long is closed, whatever its pool.
+    pub postgres_idle_seconds: u64,
     pub acquire_timeout_seconds: u64,
     pub sqlite_busy_timeout_millis: u64,
 }
@@ -272,6 +279,8 @@ key_prefix = "vigia"
 [database]
 sqlite_max_connections = 1
 postgres_max_connections = 5
+postgres_connections_per_server = 80
+postgres_idle_seconds = 10
 acquire_timeout_seconds = 5
 sqlite_busy_timeout_millis = 5000
 

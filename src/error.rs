@@ -67,6 +67,13 @@ impl From<StoreError> for Error {
                     retry_after_seconds: 5,
                 }
             }
+            StoreError::Busy(cause) => {
+                tracing::debug!(error = %cause, "database busy");
+                Self::Unavailable {
+                    detail: "Database busy, retry shortly".into(),
+                    retry_after_seconds: 1,
+                }
+            }
             StoreError::Other(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
         }
     }
@@ -77,6 +84,9 @@ impl From<TenancyError> for Error {
         match e {
             TenancyError::Unknown => Self::NotFound("Unknown tenant".into()),
             TenancyError::Inactive => Self::Forbidden("Tenant is inactive".into()),
+            TenancyError::Unavailable(cause) if matches!(*cause, StoreError::Busy(_)) => {
+                (*cause).clone().into()
+            }
             TenancyError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "tenant database unavailable");
                 Self::Unavailable {

@@ -198,6 +198,7 @@ impl AdminApi {
         let registry = &state.registry;
         let entry = provision::create_tenant(
             &state.settings,
+            registry.pool_settings(),
             registry.source(),
             NewTenant {
                 id: id.clone(),

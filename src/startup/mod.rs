@@ -175,9 +175,10 @@ async fn seed_demo(settings: &Settings, hasher: &Hasher) -> anyhow::Result<()> {
         via: "demo",
     };
     let source = Source::Files(settings.tenants.dir.clone());
-    let entry = provision::create_tenant(settings, &source, tenant).await?;
+    let pools = PoolSettings::from(&settings.database);
+    let entry = provision::create_tenant(settings, &pools, &source, tenant).await?;
     let url = DatabaseUrl::parse(&entry.database_url)?;
-    let store = Store::open(&url, &PoolSettings::from(&settings.database)).await?;
+    let store = Store::open(&url, &pools).await?;
     let juan = store
         .user_by_email(&Email::parse("juan.perez@example.com")?)
         .await?

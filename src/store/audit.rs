@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sqlx::{FromRow, types::Json};
 
-use super::{Store, StoreError, with_pool};
+use super::{Store, StoreError, with_conn};
 
 /// What happened. The names are stable: alerting and reports match on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +175,7 @@ const LIST: &str = "SELECT id, occurred_at, event_type, actor_id, actor_username
        AND (CAST($7 AS TEXT) IS NULL OR resource = $7) \
      ORDER BY id DESC LIMIT $6";
 
-/// Inserts `$event` through executor `$exec` (a pool or `&mut *tx`) at `$now` (Unix ms).
+/// Inserts `$event` through executor `$exec` (a connection or `&mut *tx`) at `$now` (Unix ms).
 macro_rules! insert_audit {
     ($exec:expr, $event:expr, $now:expr) => {{
         let event: &$crate::store::audit::NewAuditEvent = $event;
@@ -207,14 +207,14 @@ impl Store {
     /// Appends one record.
     pub async fn record_audit(&self, event: &NewAuditEvent) -> Result<(), StoreError> {
         let now = now_ms();
-        with_pool!(self, pool => insert_audit!(pool, event, now).map(drop)?);
+        with_conn!(self, conn => insert_audit!(conn, event, now).map(drop)?);
         Ok(())
     }
 
     /// Records matching `filter`, newest first.
     pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         let user = filter.user.as_deref().map(str::to_ascii_lowercase);
-        let rows = with_pool!(self, pool => sqlx::query_as::<_, AuditEvent>(LIST)
+        let rows = with_conn!(self, conn => sqlx::query_as::<_, AuditEvent>(LIST)
             .bind(filter.event_type.map(AuditType::as_str))
             .bind(user.as_deref())
             .bind(filter.since)
@@ -222,7 +222,7 @@ impl Store {
             .bind(filter.before_id)
             .bind(filter.limit)
             .bind(filter.resource.as_deref())
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?);
         Ok(rows)
     }

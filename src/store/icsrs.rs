@@ -10,7 +10,7 @@ use time::Date;
 use super::{
     Store, StoreError,
     audit::{NewAuditEvent, insert_audit, now_ms},
-    with_pool,
+    with_conn,
 };
 use crate::domain::icsr::{Age, CaseFields, CaseStatus, Patient, Reaction, Seriousness, Sex};
 
@@ -224,16 +224,16 @@ fn conflict(e: StoreError) -> StoreError {
 impl Store {
     /// The live case `id`.
     pub async fn icsr(&self, id: i64) -> Result<Option<Icsr>, StoreError> {
-        let row = with_pool!(self, pool => sqlx::query_as::<_, IcsrRow>(BY_ID)
+        let row = with_conn!(self, conn => sqlx::query_as::<_, IcsrRow>(BY_ID)
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         row.map(Icsr::try_from).transpose()
     }
 
     /// Live cases matching `filter`, newest first.
     pub async fn list_icsrs(&self, filter: &IcsrFilter) -> Result<Vec<Icsr>, StoreError> {
-        let rows = with_pool!(self, pool => sqlx::query_as::<_, IcsrRow>(LIST)
+        let rows = with_conn!(self, conn => sqlx::query_as::<_, IcsrRow>(LIST)
             .bind(filter.status.map(CaseStatus::as_str))
             .bind(filter.serious)
             .bind(filter.received_from)
@@ -241,7 +241,7 @@ impl Store {
             .bind(filter.safety_report_id.as_deref())
             .bind(filter.before_id)
             .bind(filter.limit)
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?);
         rows.into_iter().map(Icsr::try_from).collect()
     }
@@ -255,8 +255,8 @@ impl Store {
         audit: impl FnOnce(&Icsr) -> NewAuditEvent,
     ) -> Result<Icsr, StoreError> {
         let now = now_ms();
-        let created: Result<Icsr, StoreError> = with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+        let created: Result<Icsr, StoreError> = with_conn!(self, conn => async {
+            let mut tx = sqlx::Connection::begin(conn).await?;
             let row: IcsrRow = bind_fields!(sqlx::query_as(INSERT), fields)
                 .bind(now)
                 .bind(actor)
@@ -281,8 +281,8 @@ impl Store {
         audit: impl FnOnce(&Icsr) -> NewAuditEvent,
     ) -> Result<Option<Icsr>, StoreError> {
         let now = now_ms();
-        let updated: Result<Option<Icsr>, StoreError> = with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+        let updated: Result<Option<Icsr>, StoreError> = with_conn!(self, conn => async {
+            let mut tx = sqlx::Connection::begin(conn).await?;
             let row: Option<IcsrRow> = bind_fields!(sqlx::query_as(UPDATE), fields)
                 .bind(now)
                 .bind(actor)
@@ -309,8 +309,8 @@ impl Store {
         event: &NewAuditEvent,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+        with_conn!(self, conn => async {
+            let mut tx = sqlx::Connection::begin(conn).await?;
             let affected = sqlx::query(DELETE)
                 .bind(now)
                 .bind(actor)

@@ -4,6 +4,7 @@
 //! side in the same function. Callers get typed outcomes ([`StoreError`]), never sqlx errors.
 
 pub mod audit;
+pub mod budget;
 pub mod files;
 pub mod icsrs;
 pub mod name_lockouts;
@@ -17,12 +18,14 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
     ConnectOptions, Executor,
     migrate::Migrator,
-    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
+    pool::PoolConnection,
+    postgres::PgConnectOptions,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
 };
 
+use self::budget::{Budgets, PgLease, PgPool};
 use crate::config::DatabaseSettings;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -47,11 +50,22 @@ pub enum StoreError {
     Conflict(String),
     /// The database could not be reached or did not answer in time.
     #[error("database unavailable: {0}")]
-    Unavailable(Arc<sqlx::Error>),
+    Unavailable(Arc<dyn std::error::Error + Send + Sync>),
+    /// Every connection the server may have is busy (see [`budget`]); retry shortly.
+    #[error("database busy: {0}")]
+    Busy(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0:#}")]
     Other(Arc<anyhow::Error>),
+}
+
+impl StoreError {
+    /// [`StoreError::Unavailable`] with a message of our own.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let message: Box<dyn std::error::Error + Send + Sync> = message.into().into();
+        Self::Unavailable(Arc::from(message))
+    }
 }
 
 impl From<anyhow::Error> for StoreError {
@@ -337,25 +351,35 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// Pool sizing and timeouts, from `[database]`.
+/// Pool sizing and timeouts, from `[database]`, and the connection budgets of the Postgres
+/// servers: clones share them, so make one per process ([`PoolSettings::from`]) and pass it
+/// around.
 #[derive(Debug, Clone)]
 pub struct PoolSettings {
     pub sqlite_max_connections: u32,
     pub postgres_max_connections: u32,
     pub acquire_timeout: Duration,
     pub sqlite_busy_timeout: Duration,
-    /// Connections idle this long are closed, so an idle tenant holds nothing open.
+    /// SQLite connections idle this long are closed, so an idle tenant holds no file open
+    /// (Postgres connections: `database.postgres_idle_seconds`, in [`Budgets`]).
     pub idle_timeout: Duration,
+    pub budgets: Arc<Budgets>,
 }
 
 impl From<&DatabaseSettings> for PoolSettings {
     fn from(s: &DatabaseSettings) -> Self {
+        let acquire_timeout = Duration::from_secs(s.acquire_timeout_seconds.max(1));
         Self {
             sqlite_max_connections: s.sqlite_max_connections.max(1),
             postgres_max_connections: s.postgres_max_connections.max(1),
-            acquire_timeout: Duration::from_secs(s.acquire_timeout_seconds.max(1)),
+            acquire_timeout,
             sqlite_busy_timeout: Duration::from_millis(s.sqlite_busy_timeout_millis),
             idle_timeout: Duration::from_secs(60),
+            budgets: Budgets::new(
+                usize::try_from(s.postgres_connections_per_server).unwrap_or(usize::MAX),
+                Duration::from_secs(s.postgres_idle_seconds),
+                acquire_timeout,
+            ),
         }
     }
 }
@@ -367,17 +391,30 @@ pub enum Store {
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to whichever typed pool `$store` holds: the same generic
-/// sqlx code, compiled once per backend.
-macro_rules! with_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
-            $crate::store::Store::Postgres($pool) => $body,
+/// One connection of a [`Store`], for one unit of work.
+pub(crate) enum Lease {
+    Sqlite(PoolConnection<sqlx::Sqlite>),
+    Postgres(PgLease),
+}
+
+/// Runs `$body` with `$conn` bound to a connection (`&mut SqliteConnection` or
+/// `&mut PgConnection`) leased from `$store` for the body's duration: the same generic sqlx
+/// code, compiled once per backend. A body that uses `$conn` twice reborrows (`&mut *$conn`).
+macro_rules! with_conn {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match $store.lease().await? {
+            $crate::store::Lease::Sqlite(mut lease) => {
+                let $conn = &mut *lease;
+                $body
+            }
+            $crate::store::Lease::Postgres(mut lease) => {
+                let $conn = &mut *lease;
+                $body
+            }
         }
     };
 }
-pub(crate) use with_pool;
+pub(crate) use with_conn;
 
 impl Store {
     /// Opens a pool on an existing database (SQLite files are not created here: a missing
@@ -388,7 +425,8 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens a pool on an existing, already migrated database.
+    /// Opens a pool on an existing, already migrated database. On Postgres no connection is
+    /// opened until one is needed.
     pub async fn connect(url: &DatabaseUrl, settings: &PoolSettings) -> Result<Self, StoreError> {
         Self::connect_with(url, settings, false).await
     }
@@ -425,15 +463,17 @@ impl Store {
                 let options = url
                     .postgres_options()?
                     .log_statements(tracing::log::LevelFilter::Trace);
-                let pool = PgPoolOptions::new()
-                    .max_connections(settings.postgres_max_connections)
-                    .min_connections(0)
-                    .idle_timeout(settings.idle_timeout)
-                    .acquire_timeout(settings.acquire_timeout)
-                    .connect_with(options)
-                    .await?;
-                Store::Postgres(pool)
+                let max = usize::try_from(settings.postgres_max_connections).unwrap_or(1);
+                Store::Postgres(settings.budgets.pool(options, max))
             }
+        })
+    }
+
+    /// A connection for one unit of work (see [`with_conn!`]).
+    pub(crate) async fn lease(&self) -> Result<Lease, StoreError> {
+        Ok(match self {
+            Store::Sqlite(pool) => Lease::Sqlite(pool.acquire().await?),
+            Store::Postgres(pool) => Lease::Postgres(pool.lease().await?),
         })
     }
 
@@ -446,23 +486,34 @@ impl Store {
 
     /// Applies the embedded migrations of this backend that the database has not seen.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
-            Store::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        match self.lease().await? {
+            Lease::Sqlite(mut conn) => {
+                SQLITE_MIGRATIONS
+                    .run_direct(None, &mut *conn, false)
+                    .await?
+            }
+            Lease::Postgres(mut conn) => {
+                POSTGRES_MIGRATIONS
+                    .run_direct(None, &mut *conn, false)
+                    .await?
+            }
         }
         Ok(())
     }
 
     /// One round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        with_pool!(self, pool => pool.execute("SELECT 1").await.map(drop)?);
+        with_conn!(self, conn => conn.execute("SELECT 1").await.map(drop)?);
         Ok(())
     }
 
     /// Closes every connection now (used by commands and shutdown; the server otherwise lets
     /// an evicted tenant's pool close when its last in-flight request drops it).
     pub async fn close(&self) {
-        with_pool!(self, pool => pool.close().await)
+        match self {
+            Store::Sqlite(pool) => pool.close().await,
+            Store::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
@@ -514,6 +565,7 @@ pub async fn create_database(
         Backend::Postgres => {
             let options = url.postgres_options()?;
             let name = postgres_database_name(&options)?;
+            let _permit = settings.budgets.permit(&options).await?;
             let mut admin = options.database("postgres").connect().await?;
             // `name` passed `postgres_database_name`: only [A-Za-z0-9_-], so quoting is safe.
             let sql = format!("CREATE DATABASE \"{name}\"");
@@ -532,7 +584,7 @@ pub async fn create_database(
         Ok(store) => store,
         Err(e) => {
             if provisioned == Provisioned::Created {
-                drop_database(url).await;
+                drop_database(url, settings).await;
             }
             return Err(e);
         }
@@ -540,7 +592,7 @@ pub async fn create_database(
     if let Err(e) = store.migrate().await {
         store.close().await;
         if provisioned == Provisioned::Created {
-            drop_database(url).await;
+            drop_database(url, settings).await;
         }
         return Err(e);
     }
@@ -549,7 +601,7 @@ pub async fn create_database(
 
 /// Removes the database `url` names; best effort, for undoing a failed provisioning. Logs
 /// what it could not remove.
-pub async fn drop_database(url: &DatabaseUrl) {
+pub async fn drop_database(url: &DatabaseUrl, settings: &PoolSettings) {
     let result: Result<(), StoreError> = async {
         match url.backend() {
             Backend::Sqlite => {
@@ -567,6 +619,7 @@ pub async fn drop_database(url: &DatabaseUrl) {
             Backend::Postgres => {
                 let options = url.postgres_options()?;
                 let name = postgres_database_name(&options)?;
+                let _permit = settings.budgets.permit(&options).await?;
                 let mut admin = options.database("postgres").connect().await?;
                 let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                 admin.execute(sqlx::AssertSqlSafe(sql)).await?;

@@ -2,7 +2,7 @@
 //! an account's (`users.rs`), in their own table, so that an unknown name locks exactly like a
 //! known one, across restarts and replicas.
 
-use super::{Store, StoreError, with_pool};
+use super::{Store, StoreError, with_conn};
 
 /// One attempt reserved in one statement (the rules of the users table's `RESERVE_ATTEMPT`):
 /// a new name, an expired window or an expired lock starts a new window at 1; a locked name
@@ -35,20 +35,20 @@ impl Store {
         now: i64,
         window_seconds: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let count: Option<i64> = with_pool!(self, pool => sqlx::query_scalar(RESERVE)
+        let count: Option<i64> = with_conn!(self, conn => sqlx::query_scalar(RESERVE)
             .bind(now - window_seconds)
             .bind(now)
             .bind(name)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         Ok(count)
     }
 
     /// Gives back an attempt reserved against `name` whose password was never checked.
     pub async fn release_name_attempt(&self, name: &str) -> Result<(), StoreError> {
-        with_pool!(self, pool => sqlx::query(RELEASE)
+        with_conn!(self, conn => sqlx::query(RELEASE)
             .bind(name)
-            .execute(pool)
+            .execute(conn)
             .await
             .map(drop)?);
         Ok(())
@@ -56,19 +56,19 @@ impl Store {
 
     /// When `name`'s lock ends, if it has one.
     pub async fn name_locked_until(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        let until: Option<Option<i64>> = with_pool!(self, pool => sqlx::query_scalar(LOCKED_UNTIL)
+        let until: Option<Option<i64>> = with_conn!(self, conn => sqlx::query_scalar(LOCKED_UNTIL)
             .bind(name)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         Ok(until.flatten())
     }
 
     /// Locks `name` until `until` (Unix seconds).
     pub async fn lock_name(&self, name: &str, until: i64) -> Result<(), StoreError> {
-        with_pool!(self, pool => sqlx::query(LOCK)
+        with_conn!(self, conn => sqlx::query(LOCK)
             .bind(until)
             .bind(name)
-            .execute(pool)
+            .execute(conn)
             .await
             .map(drop)?);
         Ok(())
@@ -81,10 +81,10 @@ impl Store {
         now: i64,
         max_window_seconds: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => sqlx::query(PRUNE)
+        with_conn!(self, conn => sqlx::query(PRUNE)
             .bind(now)
             .bind(now - max_window_seconds)
-            .execute(pool)
+            .execute(conn)
             .await
             .map(drop)?);
         Ok(())

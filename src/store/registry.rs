@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sqlx::{FromRow, types::Json};
 
-use super::{Store, StoreError, audit::now_ms, with_pool};
+use super::{Store, StoreError, audit::now_ms, with_conn};
 
 /// One registered tenant, as stored; `settings` holds the entry's `[security]` and `[roles]`
 /// (the registry's business, opaque here).
@@ -58,26 +58,26 @@ const SET_ACTIVE: &str = "UPDATE tenant_registry SET active = $1, updated_at = $
 impl Store {
     /// The entry of tenant `id`.
     pub async fn registry_entry(&self, id: &str) -> Result<Option<RegistryEntry>, StoreError> {
-        let row = with_pool!(self, pool => sqlx::query_as::<_, EntryRow>(BY_ID)
+        let row = with_conn!(self, conn => sqlx::query_as::<_, EntryRow>(BY_ID)
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         Ok(row.map(RegistryEntry::from))
     }
 
     /// Every entry, by ID.
     pub async fn registry_entries(&self) -> Result<Vec<RegistryEntry>, StoreError> {
-        let rows = with_pool!(self, pool => sqlx::query_as::<_, EntryRow>(ALL)
-            .fetch_all(pool)
+        let rows = with_conn!(self, conn => sqlx::query_as::<_, EntryRow>(ALL)
+            .fetch_all(conn)
             .await?);
         Ok(rows.into_iter().map(RegistryEntry::from).collect())
     }
 
     /// The current revision and creation time of tenant `id`'s entry; `None` when it is gone.
     pub async fn registry_revision(&self, id: &str) -> Result<Option<(i64, i64)>, StoreError> {
-        let revision = with_pool!(self, pool => sqlx::query_as(REVISION)
+        let revision = with_conn!(self, conn => sqlx::query_as(REVISION)
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         Ok(revision)
     }
@@ -86,14 +86,14 @@ impl Store {
     /// the ID is taken.
     pub async fn insert_registry_entry(&self, entry: &RegistryEntry) -> Result<(), StoreError> {
         let settings = Json(&entry.settings);
-        with_pool!(self, pool => sqlx::query(INSERT)
+        with_conn!(self, conn => sqlx::query(INSERT)
             .bind(&entry.id)
             .bind(&entry.name)
             .bind(&entry.database_url)
             .bind(entry.active)
             .bind(settings)
             .bind(now_ms())
-            .execute(pool)
+            .execute(conn)
             .await
             .map(drop)?);
         Ok(())
@@ -101,11 +101,11 @@ impl Store {
 
     /// Activates or deactivates tenant `id`; `NotFound` when it is not registered.
     pub async fn set_registry_active(&self, id: &str, active: bool) -> Result<(), StoreError> {
-        let affected = with_pool!(self, pool => sqlx::query(SET_ACTIVE)
+        let affected = with_conn!(self, conn => sqlx::query(SET_ACTIVE)
             .bind(active)
             .bind(now_ms())
             .bind(id)
-            .execute(pool)
+            .execute(conn)
             .await?
             .rows_affected());
         if affected == 0 {

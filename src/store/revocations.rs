@@ -4,7 +4,7 @@
 use super::{
     Store, StoreError,
     audit::{NewAuditEvent, insert_audit, now_ms},
-    with_pool,
+    with_conn,
 };
 
 const INSERT: &str = "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING";
@@ -20,8 +20,8 @@ impl Store {
         expires_at: i64,
         event: &NewAuditEvent,
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+        with_conn!(self, conn => async {
+            let mut tx = sqlx::Connection::begin(conn).await?;
             sqlx::query(INSERT).bind(jti).bind(user_id).bind(expires_at).execute(&mut *tx).await?;
             insert_audit!(&mut *tx, event, now_ms())?;
             tx.commit().await?;
@@ -32,9 +32,9 @@ impl Store {
 
     /// The revoked tokens still alive at `now` (Unix seconds), after dropping expired ones.
     pub async fn live_revocations(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        let jtis = with_pool!(self, pool => {
-            sqlx::query(PURGE).bind(now).execute(pool).await?;
-            sqlx::query_scalar(LIVE).bind(now).fetch_all(pool).await?
+        let jtis = with_conn!(self, conn => {
+            sqlx::query(PURGE).bind(now).execute(&mut *conn).await?;
+            sqlx::query_scalar(LIVE).bind(now).fetch_all(conn).await?
         });
         Ok(jtis)
     }

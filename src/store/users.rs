@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use super::{
     Store, StoreError,
     audit::{NewAuditEvent, insert_audit, now_ms},
-    with_pool,
+    with_conn,
 };
 use crate::domain::{Email, FullName, LoginIdentifier, Permissions, Roles, Username};
 
@@ -129,8 +129,8 @@ const INSERT_ROLE: &str =
 /// body yields the rows it affected, and none means `NotFound` (nothing is recorded then).
 macro_rules! audited {
     ($store:expr, $event:expr, $tx:ident => $body:expr) => {
-        with_pool!($store, pool => async {
-            let mut $tx = pool.begin().await?;
+        with_conn!($store, conn => async {
+            let mut $tx = sqlx::Connection::begin(conn).await?;
             let affected: u64 = $body;
             if affected == 0 {
                 return Err(StoreError::NotFound);
@@ -173,20 +173,20 @@ fn user_of(row: UserRow, roles: Vec<String>) -> User {
 impl Store {
     /// Users matching `filter`, newest first, with their roles.
     pub async fn list_users(&self, filter: &UserFilter) -> Result<Vec<User>, StoreError> {
-        let rows = with_pool!(self, pool => sqlx::query_as::<_, UserRow>(LIST)
+        let rows = with_conn!(self, conn => sqlx::query_as::<_, UserRow>(LIST)
             .bind(filter.active)
             .bind(filter.role.as_deref())
             .bind(filter.before_id)
             .bind(filter.limit)
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?);
         let (Some(last), Some(first)) = (rows.last(), rows.first()) else {
             return Ok(Vec::new());
         };
-        let roles: Vec<(i64, String)> = with_pool!(self, pool => sqlx::query_as(ROLES_IN_RANGE)
+        let roles: Vec<(i64, String)> = with_conn!(self, conn => sqlx::query_as(ROLES_IN_RANGE)
             .bind(last.id)
             .bind(first.id)
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?);
         let mut by_user: std::collections::HashMap<i64, Vec<String>> = Default::default();
         for (user_id, role) in roles {
@@ -250,34 +250,34 @@ impl Store {
 
     /// The user whose username or e-mail matches, case-insensitively.
     pub async fn user_by_login(&self, login: &LoginIdentifier) -> Result<Option<User>, StoreError> {
-        let row = with_pool!(self, pool => sqlx::query_as::<_, UserRow>(BY_LOGIN)
+        let row = with_conn!(self, conn => sqlx::query_as::<_, UserRow>(BY_LOGIN)
             .bind(login.folded())
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         self.with_roles(row).await
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let row = with_pool!(self, pool => sqlx::query_as::<_, UserRow>(BY_ID)
+        let row = with_conn!(self, conn => sqlx::query_as::<_, UserRow>(BY_ID)
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         self.with_roles(row).await
     }
 
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        let row = with_pool!(self, pool => sqlx::query_as::<_, UserRow>(BY_EMAIL)
+        let row = with_conn!(self, conn => sqlx::query_as::<_, UserRow>(BY_EMAIL)
             .bind(email.as_str().to_ascii_lowercase())
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         self.with_roles(row).await
     }
 
     async fn with_roles(&self, row: Option<UserRow>) -> Result<Option<User>, StoreError> {
         let Some(row) = row else { return Ok(None) };
-        let roles: Vec<String> = with_pool!(self, pool => sqlx::query_scalar(ROLES)
+        let roles: Vec<String> = with_conn!(self, conn => sqlx::query_scalar(ROLES)
             .bind(row.id)
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?);
         Ok(Some(user_of(row, roles)))
     }
@@ -312,8 +312,8 @@ impl Store {
         hash: &str,
         event: &NewAuditEvent,
     ) -> Result<bool, StoreError> {
-        with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+        with_conn!(self, conn => async {
+            let mut tx = sqlx::Connection::begin(conn).await?;
             let applied = sqlx::query(UPGRADE_HASH)
                 .bind(hash)
                 .bind(user_id)
@@ -356,20 +356,20 @@ impl Store {
         now: i64,
         window_seconds: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let count: Option<i64> = with_pool!(self, pool => sqlx::query_scalar(RESERVE_ATTEMPT)
+        let count: Option<i64> = with_conn!(self, conn => sqlx::query_scalar(RESERVE_ATTEMPT)
             .bind(now - window_seconds)
             .bind(now)
             .bind(user_id)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         Ok(count)
     }
 
     /// When the account's lock ends (Unix seconds), if it is locked.
     pub async fn locked_until(&self, user_id: i64) -> Result<Option<i64>, StoreError> {
-        let until: Option<Option<i64>> = with_pool!(self, pool => sqlx::query_scalar(LOCKED_UNTIL)
+        let until: Option<Option<i64>> = with_conn!(self, conn => sqlx::query_scalar(LOCKED_UNTIL)
             .bind(user_id)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?);
         Ok(until.flatten())
     }
@@ -387,9 +387,9 @@ impl Store {
     /// Gives back an attempt [`Self::reserve_login_attempt`] reserved, when the password was
     /// never checked (the hashing queue refused it): a refusal is not a wrong guess.
     pub async fn release_login_attempt(&self, user_id: i64) -> Result<(), StoreError> {
-        with_pool!(self, pool => sqlx::query(RELEASE_ATTEMPT)
+        with_conn!(self, conn => sqlx::query(RELEASE_ATTEMPT)
             .bind(user_id)
-            .execute(pool)
+            .execute(conn)
             .await
             .map(drop)?);
         Ok(())
@@ -417,8 +417,8 @@ impl Store {
         let now = OffsetDateTime::now_utc();
         let now_seconds = now.unix_timestamp();
         let permissions = Json(user.permissions.as_map());
-        let result: Result<i64, StoreError> = with_pool!(self, pool => async {
-            let mut tx = pool.begin().await?;
+        let result: Result<i64, StoreError> = with_conn!(self, conn => async {
+            let mut tx = sqlx::Connection::begin(conn).await?;
             let id: i64 = sqlx::query_scalar(INSERT)
                 .bind(user.username.as_str())
                 .bind(user.email.as_str())

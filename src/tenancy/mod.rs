@@ -137,7 +137,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(settings: &Settings, redis: Option<Redis>) -> Self {
+    fn new(settings: &Settings, pool_settings: PoolSettings, redis: Option<Redis>) -> Self {
         let user_ttl = settings.security.user_cache_millis.max(1);
         Self {
             redis,
@@ -146,7 +146,7 @@ impl Shared {
             user_ttl,
             user_generation: AtomicU64::new(0),
             revocations: AtomicU64::new(0),
-            pool_settings: PoolSettings::from(&settings.database),
+            pool_settings,
             pools: Cache::builder()
                 .name("tenant-pools")
                 .max_capacity(settings.tenants.pool_cache_capacity)
@@ -519,7 +519,7 @@ impl Registry {
             .await
             .map_err(|e| anyhow::anyhow!("opening the legacy database {legacy_url}: {e}"))?;
         let redis = Redis::connect(&settings.redis).await?;
-        let shared = Arc::new(Shared::new(settings, redis));
+        let shared = Arc::new(Shared::new(settings, pools, redis));
         let legacy_policy = SecurityPolicy::new(&settings.security, &SecurityOverrides::default());
         shared
             .load_revocations(&Scope::Legacy, &store, &legacy_policy)
@@ -580,6 +580,12 @@ impl Registry {
     /// Where the registry's entries live.
     pub fn source(&self) -> &Source {
         &self.source
+    }
+
+    /// Pool settings and the Postgres connection budgets this process shares (provisioning
+    /// through the API draws on the same budgets as serving).
+    pub fn pool_settings(&self) -> &PoolSettings {
+        &self.shared.pool_settings
     }
 
     /// Forgets what this process (and every other replica) knows of `id` — its handle, or

@@ -60,6 +60,7 @@ pub struct NewTenant {
 /// database made here is dropped again and no file is written.
 pub async fn create_tenant(
     settings: &Settings,
+    pools: &PoolSettings,
     source: &Source,
     new: NewTenant,
 ) -> Result<TenantFile, ProvisionError> {
@@ -78,8 +79,7 @@ pub async fn create_tenant(
         roles: Default::default(),
         incarnation: Some(Incarnation::random()),
     };
-    let pools = PoolSettings::from(&settings.database);
-    let (store, provisioned) = store::create_database(&url, &pools).await?;
+    let (store, provisioned) = store::create_database(&url, pools).await?;
     let mut provisioning = NewAuditEvent::by_operator(AuditType::TenantProvisioned, new.via);
     provisioning.details = json!({
         "via": new.via,
@@ -111,7 +111,7 @@ pub async fn create_tenant(
     }
     if let Err(e) = outcome {
         if provisioned == Provisioned::Created {
-            store::drop_database(&url).await;
+            store::drop_database(&url, pools).await;
         }
         return Err(e);
     }

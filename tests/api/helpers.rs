@@ -347,6 +347,7 @@ impl TestApp {
         };
         provision::create_tenant(
             &self.settings,
+            &PoolSettings::from(&self.settings.database),
             &Source::Files(self.settings.tenants.dir.clone()),
             tenant,
         )
@@ -380,7 +381,14 @@ impl TestApp {
     pub async fn execute(&self, sql: &'static str, id: Option<i64>) -> Result<(), sqlx::Error> {
         match self.store(Some(TENANT)).await {
             Store::Sqlite(pool) => sqlx::query(sql).bind(id).execute(&pool).await.map(drop),
-            Store::Postgres(pool) => sqlx::query(sql).bind(id).execute(&pool).await.map(drop),
+            Store::Postgres(pool) => {
+                let mut conn = pool.lease().await.expect("a connection");
+                sqlx::query(sql)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await
+                    .map(drop)
+            }
         }
     }
 
@@ -736,9 +744,10 @@ pub fn block_on_own_runtime(work: impl std::future::Future<Output = ()> + Send +
 /// Drops Postgres databases `names` on the server `base`.
 pub fn drop_databases(base: String, names: Vec<String>) {
     block_on_own_runtime(async move {
+        let pools = PoolSettings::from(&Settings::from_overrides(&[]).expect("defaults").database);
         for name in names {
-            store::drop_database(&DatabaseUrl::parse(&format!("{base}/{name}")).expect("url"))
-                .await;
+            let url = DatabaseUrl::parse(&format!("{base}/{name}")).expect("url");
+            store::drop_database(&url, &pools).await;
         }
     });
 }

@@ -44,6 +44,7 @@ async fn one_process_serves_more_tenants_than_it_may_open_files() {
         };
         provision::create_tenant(
             &app.settings,
+            &vigia::store::PoolSettings::from(&app.settings.database),
             &vigia::tenancy::Source::Files(app.settings.tenants.dir.clone()),
             tenant,
         )

@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use vigia::store::DatabaseUrl;
+use vigia::store::{DatabaseUrl, PoolSettings};
 
 use crate::helpers::{
     AppOptions, Backend, PASSWORD, TENANT, TestApp, UserSpec, assert_error, backend_tests,
@@ -266,6 +266,7 @@ backend_tests! {
         let sqlite_url = format!("sqlite://{}", app.data_dir().join("side.db").display());
         vigia::tenancy::provision::create_tenant(
             &app.settings,
+            &vigia::store::PoolSettings::from(&app.settings.database),
             &vigia::tenancy::Source::Files(app.settings.tenants.dir.clone()),
             vigia::tenancy::provision::NewTenant {
                 id: vigia::domain::TenantId::parse("side").expect("valid"),
@@ -301,7 +302,8 @@ async fn offboard_by_hand(app: &TestApp, id: &str) {
     )
     .expect("parses");
     std::fs::remove_file(app.settings.tenants.dir.join(format!("{id}.toml"))).expect("removed");
-    vigia::store::drop_database(&DatabaseUrl::parse(&entry.database_url).expect("url")).await;
+    let url = DatabaseUrl::parse(&entry.database_url).expect("url");
+    vigia::store::drop_database(&url, &PoolSettings::from(&app.settings.database)).await;
 }
 
 backend_tests! {
@@ -363,7 +365,7 @@ backend_tests! {
         let url = DatabaseUrl::parse(&entry.database_url).expect("url");
         // The server has not touched the tenant yet; take its database away to see whether a
         // request opens (or recreates) it.
-        vigia::store::drop_database(&url).await;
+        vigia::store::drop_database(&url, &PoolSettings::from(&app.settings.database)).await;
         let sqlite_file = app.settings.tenant_sqlite_dir().join(format!("{TENANT}.db"));
 
         let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -1,0 +1,532 @@
+//! Postgres connections within each database server's limit.
+//!
+//! A database per tenant means a pool per tenant, and one Postgres server accepts only
+//! `max_connections` (100 on a stock install) from everyone. Pools that each keep their own
+//! connections until they are evicted exhaust a server long before the pool cache is full,
+//! and then a tenant that worked a minute ago fails because others were touched since. So:
+//!
+//! - Every connection this process opens to a server holds one permit of that server's
+//!   [`Server`] budget (`database.postgres_connections_per_server`; servers are told apart
+//!   by host and port, or socket directory and port), tenant pools and the legacy pool alike,
+//!   and so do the maintenance connections that create and drop databases. The permit is
+//!   released only after the connection has said goodbye (or failed to), so the server never
+//!   sees more than the budget from this process.
+//! - A connection idle for `database.postgres_idle_seconds` is closed (checked every second),
+//!   whatever happens to the pool that holds it: a cached pool costs the server nothing while
+//!   its tenant is quiet.
+//! - A pool that needs a connection while the budget is spent closes the idle connection of
+//!   the server's least recently used pool and takes its permit. Only when every connection
+//!   of the server is busy does a request wait, at most `database.acquire_timeout_seconds`,
+//!   and then gets [`StoreError::Busy`] (503 + `Retry-After`); that is logged at most every
+//!   ten seconds per server.
+//!
+//! The pools are deadpool pools of single sqlx connections (sqlx's own pool cannot tell when
+//! it closes a connection, so it cannot account for one); SQLite keeps sqlx's pool.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    ops::{Deref, DerefMut},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
+use sqlx::{Connection, postgres::PgConnectOptions, postgres::PgConnection};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+use super::StoreError;
+
+/// A connection unused this long is pinged before it is handed out again; one used more
+/// recently is handed out as is (a broken one fails its query, and is closed after it).
+const PING_AFTER: Duration = Duration::from_secs(1);
+/// How long a goodbye to the server may take before the socket is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long opening one connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often idle connections are looked for.
+const REAP_EVERY: Duration = Duration::from_secs(1);
+/// At most one "budget exhausted" warning per server this often.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The budgets of every Postgres server this process talks to. One per process (per
+/// [`super::PoolSettings`] made from the configuration, shared by all its clones).
+pub struct Budgets {
+    per_server: usize,
+    idle: Duration,
+    wait: Duration,
+    servers: Mutex<HashMap<String, Arc<Server>>>,
+    /// Whether the task that closes idle connections runs (started with the first server).
+    reaping: std::sync::Once,
+    /// The clock of [`PoolInner::last_used`].
+    epoch: Instant,
+}
+
+impl fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budgets")
+            .field("per_server", &self.per_server)
+            .field("idle", &self.idle)
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `/metrics` shows of one server: no tenant in sight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerUsage {
+    /// `host:port` (or `socket-directory:port`).
+    pub server: String,
+    pub limit: usize,
+    /// Connections handed out to a query right now.
+    pub in_use: usize,
+    /// Open connections not in use (and ones being opened).
+    pub idle: usize,
+    /// Requests that waited the whole bounded time and were refused, since start.
+    pub refused: u64,
+    /// Idle connections closed to make room for another pool, since start.
+    pub reclaimed: u64,
+}
+
+impl Budgets {
+    /// `per_server` connections per server (at least one); connections idle for `idle` are
+    /// closed; a request waits at most `wait` for one.
+    pub fn new(per_server: usize, idle: Duration, wait: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            per_server: per_server.max(1),
+            idle: idle.max(Duration::from_secs(1)),
+            wait,
+            servers: Mutex::new(HashMap::new()),
+            reaping: std::sync::Once::new(),
+            epoch: Instant::now(),
+        })
+    }
+
+    /// The budget of the server `options` point at.
+    fn server(self: &Arc<Self>, options: &PgConnectOptions) -> Arc<Server> {
+        let key = match options.get_socket() {
+            Some(dir) => format!("{}:{}", dir.display(), options.get_port()),
+            None => format!("{}:{}", options.get_host(), options.get_port()),
+        };
+        self.reaping.call_once(|| {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(reap(Arc::downgrade(self)));
+            }
+        });
+        let mut servers = self.servers.lock().expect("BUG: budget lock poisoned");
+        servers
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Server {
+                    label: key,
+                    limit: self.per_server,
+                    permits: Arc::new(Semaphore::new(self.per_server)),
+                    in_use: AtomicUsize::new(0),
+                    waiting: AtomicUsize::new(0),
+                    returned: Notify::new(),
+                    pools: Mutex::new(Vec::new()),
+                    wait: self.wait,
+                    refused: AtomicU64::new(0),
+                    reclaimed: AtomicU64::new(0),
+                    last_warning: Mutex::new(None),
+                })
+            })
+            .clone()
+    }
+
+    /// A pool of at most `max_size` connections to the database `options` name, within its
+    /// server's budget. Opens nothing yet.
+    pub fn pool(self: &Arc<Self>, options: PgConnectOptions, max_size: usize) -> PgPool {
+        let server = self.server(&options);
+        let manager = Connector {
+            options,
+            server: server.clone(),
+        };
+        let pool = managed::Pool::builder(manager)
+            .max_size(max_size.max(1))
+            // The most recently returned connection is reused first, so the others age and
+            // are closed when traffic drops.
+            .queue_mode(managed::QueueMode::Lifo)
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(self.wait))
+            .recycle_timeout(Some(CLOSE_TIMEOUT))
+            .build()
+            .expect("BUG: a runtime is given, so timeouts are allowed");
+        let inner = Arc::new(PoolInner {
+            pool,
+            server,
+            last_used: AtomicU64::new(self.now()),
+            budgets: Arc::downgrade(self),
+        });
+        inner
+            .server
+            .pools
+            .lock()
+            .expect("BUG: budget lock poisoned")
+            .push(Arc::downgrade(&inner));
+        PgPool(inner)
+    }
+
+    /// A permit for one connection outside any pool (to the maintenance database, to create
+    /// or drop a tenant's database), waited for like a pool's.
+    pub async fn permit(
+        self: &Arc<Self>,
+        options: &PgConnectOptions,
+    ) -> Result<Permit, StoreError> {
+        Ok(Permit(self.server(options).permit().await?))
+    }
+
+    /// Every server's figures, sorted by server.
+    pub fn usage(&self) -> Vec<ServerUsage> {
+        let servers: Vec<Arc<Server>> = self
+            .servers
+            .lock()
+            .expect("BUG: budget lock poisoned")
+            .values()
+            .cloned()
+            .collect();
+        let mut usage: Vec<ServerUsage> = servers.iter().map(|s| s.usage()).collect();
+        usage.sort_by(|a, b| a.server.cmp(&b.server));
+        usage
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Closes, every second, the connections idle longer than `budgets.idle`; ends with the
+/// budgets.
+async fn reap(budgets: Weak<Budgets>) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(budgets) = budgets.upgrade() else {
+            return;
+        };
+        let servers: Vec<Arc<Server>> = budgets
+            .servers
+            .lock()
+            .expect("BUG: budget lock poisoned")
+            .values()
+            .cloned()
+            .collect();
+        for server in servers {
+            for pool in server.live_pools() {
+                drop(
+                    pool.pool
+                        .retain(|_, metrics| metrics.last_used() < budgets.idle)
+                        .removed,
+                );
+            }
+        }
+    }
+}
+
+/// A permit for one open connection to a server.
+#[derive(Debug)]
+pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// One database server's budget and the pools that draw on it.
+struct Server {
+    label: String,
+    limit: usize,
+    /// One per connection this process may hold open to the server.
+    permits: Arc<Semaphore>,
+    in_use: AtomicUsize,
+    /// Callers waiting in [`Server::permit`]: a returned connection wakes them only then.
+    waiting: AtomicUsize,
+    /// Signalled when a connection goes back to its pool, idle (another pool may take it).
+    returned: Notify,
+    pools: Mutex<Vec<Weak<PoolInner>>>,
+    wait: Duration,
+    refused: AtomicU64,
+    reclaimed: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl Server {
+    fn usage(&self) -> ServerUsage {
+        let open = self.limit - self.permits.available_permits().min(self.limit);
+        let in_use = self.in_use.load(Ordering::Relaxed).min(open);
+        ServerUsage {
+            server: self.label.clone(),
+            limit: self.limit,
+            in_use,
+            idle: open - in_use,
+            refused: self.refused.load(Ordering::Relaxed),
+            reclaimed: self.reclaimed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The pools still alive (dropping the others from the list).
+    fn live_pools(&self) -> Vec<Arc<PoolInner>> {
+        let mut pools = self.pools.lock().expect("BUG: budget lock poisoned");
+        pools.retain(|pool| pool.strong_count() > 0);
+        pools.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// A permit for a new connection: a free one, or one freed by closing the idle connection
+    /// of the least recently used pool, or one that comes back within `wait`.
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, StoreError> {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => return Ok(permit),
+            Err(TryAcquireError::Closed) => {
+                unreachable!("BUG: a server's semaphore is never closed")
+            }
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            // Registered before looking, so a connection returned after the look wakes us.
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                return Ok(permit);
+            }
+            if self.reclaim_idle() {
+                self.reclaimed.fetch_add(1, Ordering::Relaxed);
+            }
+            tokio::select! {
+                permit = self.permits.clone().acquire_owned() => {
+                    return Ok(permit.expect("BUG: a server's semaphore is never closed"));
+                }
+                () = &mut returned => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    self.warn_exhausted();
+                    return Err(StoreError::Busy(format!(
+                        "every connection to database server {} is busy",
+                        self.label
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Closes one idle connection of the least recently used pool that has one; whether it
+    /// found one. The permit comes back once the connection has closed.
+    fn reclaim_idle(&self) -> bool {
+        let mut pools = self.live_pools();
+        pools.sort_by_key(|pool| pool.last_used.load(Ordering::Relaxed));
+        for pool in pools {
+            let mut taken = false;
+            let removed = pool
+                .pool
+                .retain(|_, _| std::mem::replace(&mut taken, true))
+                .removed;
+            if !removed.is_empty() {
+                drop(removed);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn warn_exhausted(&self) {
+        let mut last = self.last_warning.lock().expect("BUG: budget lock poisoned");
+        if last.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        tracing::warn!(
+            server = %self.label,
+            budget = self.limit,
+            refused_since_start = self.refused.load(Ordering::Relaxed),
+            "every connection of the database server's budget is busy: requests wait, then get 503 \
+             (raise database.postgres_connections_per_server if the server allows more)"
+        );
+    }
+
+    fn returned(&self) {
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.returned.notify_waiters();
+        }
+    }
+}
+
+/// Counts a caller in [`Server::permit`] for as long as it waits.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Opens connections for one pool, each holding a permit of the server's budget.
+struct Connector {
+    options: PgConnectOptions,
+    server: Arc<Server>,
+}
+
+impl managed::Manager for Connector {
+    type Type = Budgeted;
+    type Error = StoreError;
+
+    async fn create(&self) -> Result<Budgeted, StoreError> {
+        let permit = self.server.permit().await?;
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&self.options))
+            .await
+            .map_err(|_| StoreError::unavailable("connecting to the database timed out"))??;
+        Ok(Budgeted {
+            conn: Some(conn),
+            permit: Some(permit),
+        })
+    }
+
+    async fn recycle(&self, conn: &mut Budgeted, metrics: &Metrics) -> RecycleResult<StoreError> {
+        if metrics.last_used() >= PING_AFTER {
+            conn.ping()
+                .await
+                .map_err(|e| RecycleError::Backend(e.into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// An open connection and its permit; dropping it closes the connection (politely, in the
+/// background) and only then releases the permit.
+pub struct Budgeted {
+    conn: Option<PgConnection>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Budgeted {
+    /// Closes the connection now, then releases the permit.
+    async fn close(mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
+        }
+    }
+}
+
+impl Deref for Budgeted {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        self.conn
+            .as_ref()
+            .expect("BUG: a connection is taken only when dropped")
+    }
+}
+
+impl DerefMut for Budgeted {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn
+            .as_mut()
+            .expect("BUG: a connection is taken only when dropped")
+    }
+}
+
+impl Drop for Budgeted {
+    fn drop(&mut self) {
+        let (Some(conn), permit) = (self.conn.take(), self.permit.take()) else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
+                    drop(permit);
+                });
+            }
+            // No runtime left to say goodbye on: the socket just closes.
+            Err(_) => drop((conn, permit)),
+        }
+    }
+}
+
+struct PoolInner {
+    pool: managed::Pool<Connector>,
+    server: Arc<Server>,
+    /// When a connection was last asked for (ms of [`Budgets::now`]): the least recently
+    /// used pool gives up its idle connection first.
+    last_used: AtomicU64,
+    budgets: Weak<Budgets>,
+}
+
+/// A tenant's (or the legacy database's) Postgres pool; cheap to clone.
+#[derive(Clone)]
+pub struct PgPool(Arc<PoolInner>);
+
+impl fmt::Debug for PgPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgPool")
+            .field("server", &self.0.server.label)
+            .field("status", &self.0.pool.status())
+            .finish()
+    }
+}
+
+impl PgPool {
+    /// A connection for one unit of work; back to the pool when the lease drops.
+    pub async fn lease(&self) -> Result<PgLease, StoreError> {
+        if let Some(budgets) = self.0.budgets.upgrade() {
+            self.0.last_used.store(budgets.now(), Ordering::Relaxed);
+        }
+        let object = self.0.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => e,
+            PoolError::Timeout(_) => StoreError::Busy(format!(
+                "every connection of this database's pool is busy (server {})",
+                self.0.server.label
+            )),
+            PoolError::Closed => StoreError::unavailable("the database pool is closed"),
+            other => StoreError::unavailable(other.to_string()),
+        })?;
+        self.0.server.in_use.fetch_add(1, Ordering::Relaxed);
+        Ok(PgLease {
+            object: Some(object),
+            server: self.0.server.clone(),
+        })
+    }
+
+    /// Closes the idle connections now and every other one when it comes back.
+    pub async fn close(&self) {
+        let idle = self.0.pool.retain(|_, _| false).removed;
+        self.0.pool.close();
+        for conn in idle {
+            conn.close().await;
+        }
+    }
+}
+
+/// A connection leased from a [`PgPool`].
+pub struct PgLease {
+    object: Option<Object<Connector>>,
+    server: Arc<Server>,
+}
+
+impl Deref for PgLease {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        self.object
+            .as_ref()
+            .expect("BUG: a lease is emptied only when dropped")
+    }
+}
+
+impl DerefMut for PgLease {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.object
+            .as_mut()
+            .expect("BUG: a lease is emptied only when dropped")
+    }
+}
+
+impl Drop for PgLease {
+    fn drop(&mut self) {
+        // Back in its pool first, then announced, so a waiter that wakes finds it there.
+        drop(self.object.take());
+        self.server.returned();
+    }
+}
