@@ -13,7 +13,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::domain::Scope;
+use crate::{domain::Scope, store::budget::ServerUsage};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -44,6 +44,26 @@ struct TenantLabels {
     tenant: String,
 }
 
+/// A Postgres server (`host:port`): a handful per deployment, never a tenant.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerStateLabels {
+    server: String,
+    state: &'static str,
+}
+
+/// The connection budgets of the Postgres servers, as of the last scrape.
+struct DatabaseServers {
+    connections: Family<ServerStateLabels, Gauge>,
+    budget: Family<ServerLabels, Gauge>,
+    refused: Family<ServerLabels, Counter>,
+    reclaimed: Family<ServerLabels, Counter>,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -71,6 +91,10 @@ pub struct Metrics {
     hashing_queue: Gauge,
     shared_state_fallbacks: Counter,
     shared_state_degraded: Gauge,
+    database_servers: DatabaseServers,
+    /// One scrape at a time: each sets the gauges and catches the counters up from a
+    /// snapshot, which two scrapes at once would do twice.
+    scrape: std::sync::Mutex<()>,
 }
 
 /// What [`Metrics::encode`] reads at scrape time.
@@ -79,6 +103,8 @@ pub struct Snapshot {
     pub hashing_queue_depth: u64,
     /// Redis is configured and failed lately (its users fall back to in-process state).
     pub shared_state_degraded: bool,
+    /// Each Postgres server's connection budget and its use.
+    pub database_servers: Vec<ServerUsage>,
 }
 
 impl Metrics {
@@ -154,6 +180,34 @@ impl Metrics {
             "1 while the configured Redis is unreachable (throttling per replica), else 0",
             shared_state_degraded.clone(),
         );
+        let database_servers = DatabaseServers {
+            connections: Family::default(),
+            budget: Family::default(),
+            refused: Family::default(),
+            reclaimed: Family::default(),
+        };
+        registry.register(
+            "database_connections",
+            "Connections this process holds open to each Postgres server, by state (in_use, idle)",
+            database_servers.connections.clone(),
+        );
+        registry.register(
+            "database_connection_budget",
+            "Connections this process may open to each Postgres server \
+             (database.postgres_connections_per_server)",
+            database_servers.budget.clone(),
+        );
+        registry.register(
+            "database_connections_refused",
+            "Requests refused (503) after waiting for a connection while every connection of \
+             the server's budget was busy",
+            database_servers.refused.clone(),
+        );
+        registry.register(
+            "database_connections_reclaimed",
+            "Idle connections closed to give their place in the server's budget to another pool",
+            database_servers.reclaimed.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -171,6 +225,8 @@ impl Metrics {
             hashing_queue,
             shared_state_fallbacks,
             shared_state_degraded,
+            database_servers,
+            scrape: std::sync::Mutex::new(()),
         }
     }
 
@@ -221,12 +277,44 @@ impl Metrics {
 
     /// The text exposition format, with the gauges set from `snapshot`.
     pub fn encode(&self, snapshot: Snapshot) -> String {
+        let _one_at_a_time = self
+            .scrape
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.pools
             .set(i64::try_from(snapshot.open_tenant_pools).unwrap_or(i64::MAX));
         self.hashing_queue
             .set(i64::try_from(snapshot.hashing_queue_depth).unwrap_or(i64::MAX));
         self.shared_state_degraded
             .set(i64::from(snapshot.shared_state_degraded));
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let servers = &self.database_servers;
+        for usage in snapshot.database_servers {
+            for (state, n) in [("in_use", usage.in_use), ("idle", usage.idle)] {
+                servers
+                    .connections
+                    .get_or_create(&ServerStateLabels {
+                        server: usage.server.clone(),
+                        state,
+                    })
+                    .set(gauge(n));
+            }
+            let server = ServerLabels {
+                server: usage.server,
+            };
+            servers
+                .budget
+                .get_or_create(&server)
+                .set(gauge(usage.limit));
+            // The store counts since start; the counters catch up with it.
+            for (counter, total) in [
+                (&servers.refused, usage.refused),
+                (&servers.reclaimed, usage.reclaimed),
+            ] {
+                let counter = counter.get_or_create(&server);
+                counter.inc_by(total.saturating_sub(counter.get()));
+            }
+        }
         let mut text = String::new();
         encode(&mut text, &self.registry).expect("BUG: writing to a String cannot fail");
         text

@@ -83,6 +83,7 @@ impl HealthApi {
             open_tenant_pools: state.registry.open_pools(),
             hashing_queue_depth: u64::try_from(state.auth.hasher.in_flight()).unwrap_or(u64::MAX),
             shared_state_degraded: state.registry.redis().is_some_and(|r| r.is_degraded()),
+            database_servers: state.registry.pool_settings().budgets.usage(),
         })))
     }
 
