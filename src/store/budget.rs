@@ -530,3 +530,65 @@ impl Drop for PgLease {
         self.server.returned();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::store::CapturedLog;
+
+    fn server(host_port: &str) -> PgConnectOptions {
+        PgConnectOptions::from_str(&format!("postgres://u@{host_port}/db")).expect("options")
+    }
+
+    #[test]
+    fn permits_are_counted_per_server_and_an_exhausted_one_is_logged_once_per_period() {
+        let log = CapturedLog::default();
+        let _guard = tracing::subscriber::set_default(log.subscriber());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let budgets = Budgets::new(2, Duration::from_secs(10), Duration::from_millis(20));
+            let a = server("db-a:5432");
+            let held = [
+                budgets.permit(&a).await.expect("first"),
+                budgets.permit(&a).await.expect("second"),
+            ];
+            // Another server (another port of the same host) has its own budget.
+            let b = budgets
+                .permit(&server("db-a:5433"))
+                .await
+                .expect("other server");
+            for _ in 0..3 {
+                let refused = budgets.permit(&a).await;
+                assert!(matches!(refused, Err(StoreError::Busy(_))), "{refused:?}");
+            }
+            let usage = budgets.usage();
+            assert_eq!(usage.len(), 2);
+            assert_eq!(
+                (
+                    usage[0].server.as_str(),
+                    usage[0].limit,
+                    usage[0].idle,
+                    usage[0].refused
+                ),
+                ("db-a:5432", 2, 2, 3)
+            );
+            assert_eq!((usage[1].server.as_str(), usage[1].idle), ("db-a:5433", 1));
+            drop(held);
+            drop(b);
+            budgets.permit(&a).await.expect("a permit back");
+            assert_eq!(budgets.usage()[0].idle, 0);
+        });
+        let text = log.text();
+        assert_eq!(
+            text.matches("database server's budget is busy").count(),
+            1,
+            "three refusals within ten seconds, one warning: {text}"
+        );
+        assert!(text.contains("db-a:5432"), "{text}");
+    }
+}

@@ -651,6 +651,37 @@ fn postgres_database_name(options: &PgConnectOptions) -> Result<String, StoreErr
     }
 }
 
+/// What a test's tracing subscriber wrote, to check what is logged.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl CapturedLog {
+    /// A subscriber writing here (install it with `tracing::subscriber::set_default`).
+    pub(crate) fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        let log = self.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || log.clone())
+            .finish()
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("UTF-8")
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,23 +743,8 @@ mod tests {
 
     #[test]
     fn the_postgres_driver_never_sees_a_secret_it_would_ignore_and_log() {
-        #[derive(Clone, Default)]
-        struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Captured {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().expect("lock").extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let log = Captured::default();
-        let writer = {
-            let log = log.clone();
-            move || log.clone()
-        };
-        let subscriber = tracing_subscriber::fmt().with_writer(writer).finish();
+        let log = CapturedLog::default();
+        let subscriber = log.subscriber();
         let options = tracing::subscriber::with_default(subscriber, || {
             let url = DatabaseUrl::parse(
                 "postgres://u@h/db?sslpassword=s3cret&PASSWORD=s3cret&token=s3cret\
@@ -737,7 +753,7 @@ mod tests {
             .expect("valid");
             url.postgres_options().expect("options")
         });
-        let log = String::from_utf8(log.0.lock().expect("lock").clone()).expect("UTF-8");
+        let log = log.text();
         assert!(!log.contains("s3cret"), "{log}");
         // Parameters it knows are kept; one it ignores without a secret name is still reported.
         assert!(log.contains("connect_timeout"), "{log}");

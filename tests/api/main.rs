@@ -3,6 +3,7 @@
 //! `VIGIA_TEST_POSTGRES_URL` names a server (see `helpers.rs`).
 
 mod account_authority;
+mod budget;
 mod cli;
 mod config;
 mod connections;
@@ -14,6 +15,8 @@ mod login;
 mod observability;
 mod operations;
 mod passwords;
+#[path = "../support/pg_cluster.rs"]
+mod pg_cluster;
 mod replicas;
 mod scale;
 mod security;
