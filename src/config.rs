@@ -359,6 +359,13 @@ impl Settings {
         if self.tenants.pool_cache_capacity == 0 {
             bail!("tenants.pool_cache_capacity must be positive");
         }
+        if self.database.postgres_connections_per_server == 0
+            || self.database.postgres_idle_seconds == 0
+        {
+            bail!(
+                "database.postgres_connections_per_server and database.postgres_idle_seconds must be positive"
+            );
+        }
         Ok(())
     }
 

@@ -40,9 +40,6 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use super::StoreError;
 
-/// A connection unused this long is pinged before it is handed out again; one used more
-/// recently is handed out as is (a broken one fails its query, and is closed after it).
-const PING_AFTER: Duration = Duration::from_secs(1);
 /// How long a goodbye to the server may take before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long opening one connection may take.
@@ -383,13 +380,13 @@ impl managed::Manager for Connector {
         })
     }
 
-    async fn recycle(&self, conn: &mut Budgeted, metrics: &Metrics) -> RecycleResult<StoreError> {
-        if metrics.last_used() >= PING_AFTER {
-            conn.ping()
-                .await
-                .map_err(|e| RecycleError::Backend(e.into()))?;
-        }
-        Ok(())
+    /// Pings before handing a connection out again, as sqlx's own pool does by default
+    /// (`test_before_acquire`): one round trip that keeps a broken connection (a restarted
+    /// server, a dropped socket) from failing a request; a failed ping closes it.
+    async fn recycle(&self, conn: &mut Budgeted, _: &Metrics) -> RecycleResult<StoreError> {
+        conn.ping()
+            .await
+            .map_err(|e| RecycleError::Backend(e.into()))
     }
 }
 
