@@ -173,7 +173,13 @@ impl Budgets {
         self: &Arc<Self>,
         options: &PgConnectOptions,
     ) -> Result<Permit, StoreError> {
-        Ok(Permit(self.server(options).permit().await?))
+        let server = self.server(options);
+        let permit = server.permit().await?;
+        server.in_use.fetch_add(1, Ordering::Relaxed);
+        Ok(Permit {
+            server,
+            _permit: permit,
+        })
     }
 
     /// Every server's figures, sorted by server.
@@ -224,9 +230,23 @@ async fn reap(budgets: Weak<Budgets>) {
     }
 }
 
-/// A permit for one open connection to a server.
-#[derive(Debug)]
-pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
+/// A permit for one connection outside the pools, counted in use while held.
+pub struct Permit {
+    server: Arc<Server>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Permit").field(&self.server.label).finish()
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.server.returned();
+    }
+}
 
 /// One database server's budget and the pools that draw on it.
 struct Server {
@@ -569,16 +589,21 @@ mod tests {
                 (
                     usage[0].server.as_str(),
                     usage[0].limit,
-                    usage[0].idle,
+                    usage[0].in_use,
                     usage[0].refused
                 ),
                 ("db-a:5432", 2, 2, 3)
             );
-            assert_eq!((usage[1].server.as_str(), usage[1].idle), ("db-a:5433", 1));
+            assert_eq!(
+                (usage[1].server.as_str(), usage[1].in_use),
+                ("db-a:5433", 1)
+            );
             drop(held);
             drop(b);
-            budgets.permit(&a).await.expect("a permit back");
-            assert_eq!(budgets.usage()[0].idle, 0);
+            let again = budgets.permit(&a).await.expect("a permit back");
+            assert_eq!((budgets.usage()[0].in_use, budgets.usage()[0].idle), (1, 0));
+            drop(again);
+            assert_eq!(budgets.usage()[0].in_use, 0);
         });
         let text = log.text();
         assert_eq!(
