@@ -19,7 +19,8 @@
 //! - [`icsrs`]: the ICSR flows: permission checks, optimistic concurrency, audited writes.
 //! - [`tenancy`]: the registry that maps a [`tenancy::Scope`] (legacy or a tenant) to its
 //!   database and keys, with bounded caches; provisioning and the development demo.
-//! - [`store`]: `Store` over SQLite or Postgres pools; one module per aggregate; migrations.
+//! - [`store`]: `Store` over SQLite or Postgres pools (Postgres connections within one budget
+//!   per database server, `store::budget`); one module per aggregate; migrations.
 //! - [`domain`]: identifiers and values parsed once at the boundary (`TenantId`, `Email`, …).
 //! - [`telemetry`]: tracing subscriber set-up; [`metrics`]: the Prometheus registry.
 

@@ -6,7 +6,7 @@
 //! and then a tenant that worked a minute ago fails because others were touched since. So:
 //!
 //! - Every connection this process opens to a server holds one permit of that server's
-//!   [`Server`] budget (`database.postgres_connections_per_server`; servers are told apart
+//!   budget (`database.postgres_connections_per_server`; servers are told apart
 //!   by host and port, or socket directory and port), tenant pools and the legacy pool alike,
 //!   and so do the maintenance connections that create and drop databases. The permit is
 //!   released only after the connection has said goodbye (or failed to), so the server never
