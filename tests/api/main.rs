@@ -14,6 +14,7 @@ mod login;
 mod observability;
 mod operations;
 mod passwords;
+mod pgbouncer;
 mod replicas;
 mod scale;
 mod security;
