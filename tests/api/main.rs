@@ -17,6 +17,7 @@ mod operations;
 mod passwords;
 #[path = "../support/pg_cluster.rs"]
 mod pg_cluster;
+mod pgbouncer;
 mod replicas;
 mod scale;
 mod security;
