@@ -48,7 +48,9 @@ fn as_postgres(bin: &Path, program: &str, args: &[&str]) -> std::io::Result<std:
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl PgCluster {
@@ -67,14 +69,25 @@ impl PgCluster {
             .arg(&dir)
             .status();
         if !matches!(chown, Ok(s) if s.success()) && running_as_root() {
-            return Err(std::io::Error::other("could not hand the cluster directory to postgres"));
+            return Err(std::io::Error::other(
+                "could not hand the cluster directory to postgres",
+            ));
         }
         let data = dir.join("data");
         let data_str = data.to_str().expect("BUG: temp paths are UTF-8");
         let out = as_postgres(
             &bin,
             "initdb",
-            &["-D", data_str, "-U", "postgres", "--auth=trust", "-N", "-E", "UTF8"],
+            &[
+                "-D",
+                data_str,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-N",
+                "-E",
+                "UTF8",
+            ],
         )?;
         if !out.status.success() {
             let _ = std::fs::remove_dir_all(&dir);
