@@ -15,7 +15,12 @@
 //! tenant's logins while another floods the hasher (fairness); cold
 //! start with 100,000 registered tenants; first request to each of 10,000 cold tenants; whoami
 //! round-robin over those 10,000 tenants; RSS and open files after touching them; and
-//! `vigia tenant create` per SQLite tenant.
+//! `vigia tenant create` per SQLite tenant. Then the Postgres fleet (`benches/load/postgres.rs`):
+//! 1,000 tenant databases on a PostgreSQL cluster of the benchmark's own, then 1,000 more, half
+//! on it and half on a second one, within each server's connection budget.
+//!
+//! `VIGIA_BENCH_ONLY=sqlite` runs only the first part, `VIGIA_BENCH_ONLY=postgres` only the
+//! Postgres fleet (skipped when PostgreSQL's server binaries are not installed).
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -27,6 +32,11 @@ use std::{
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
+#[path = "../tests/support/pg_cluster.rs"]
+mod pg_cluster;
+#[path = "load/postgres.rs"]
+mod postgres;
+
 use vigia::{
     auth::password::Hasher,
     config::Settings,
@@ -84,7 +94,11 @@ struct Wrk {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Non-2xx answers and socket errors (timeouts included).
     errors: u64,
+    /// Of `errors`, the answers with a status other than 2xx or 3xx (a 503 of a saturated
+    /// database server among them).
+    non_2xx: u64,
 }
 
 impl std::fmt::Display for Wrk {
@@ -148,9 +162,10 @@ fn wrk(
         };
         number.parse::<f64>().unwrap_or(f64::NAN) * factor
     };
-    let errors = field("Non-2xx or 3xx responses:")
+    let non_2xx = field("Non-2xx or 3xx responses:")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let errors = non_2xx
         + field("Socket errors:")
             .map(|v| {
                 v.split(',')
@@ -165,6 +180,7 @@ fn wrk(
         p50_ms: field("50%").map(millis).unwrap_or(f64::NAN),
         p99_ms: field("99%").map(millis).unwrap_or(f64::NAN),
         errors,
+        non_2xx,
     })
 }
 
@@ -234,6 +250,26 @@ fn lua(path: &Path, body: &str) -> anyhow::Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// A wrk script (`dir/name`) sending each request with the next of `tokens`, round-robin.
+///
+/// A round-robin's wrk picks each request in Lua, which costs wrk (on the same cores) more
+/// than fixed headers: its single-tenant reference is the same script over one token. The
+/// requests are formatted once, in `init`, so the per-request Lua work (and what the load
+/// generator takes from the server's cores) is the same for one token as for 10,000.
+fn rotating(dir: &Path, name: &str, tokens: &[String]) -> anyhow::Result<PathBuf> {
+    let mut script = String::from("local tokens = {\n");
+    for t in tokens {
+        script.push_str(&format!("\"{t}\",\n"));
+    }
+    script.push_str(
+        "}\nlocal requests = {}\ninit = function(args)\n  for n, t in ipairs(tokens) do\n    \
+         requests[n] = wrk.format(\"GET\", nil, {[\"Authorization\"] = \"Bearer \" .. t})\n  \
+         end\nend\nlocal i = 0\nrequest = function()\n  i = i % #requests + 1\n  \
+         return requests[i]\nend\n",
+    );
+    lua(&dir.join(name), &script)
+}
+
 /// A token of juan.perez in `tenant`, signed with the key of the tenant's registration (its
 /// entry under `tenants`).
 fn token(secret: &ServerSecret, tenants: &Path, tenant: &str) -> anyhow::Result<String> {
@@ -272,7 +308,18 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples[((samples.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The parts of the benchmark, as `VIGIA_BENCH_ONLY` names them.
+const PARTS: [&str; 2] = ["sqlite", "postgres"];
+
 async fn orchestrate() -> anyhow::Result<()> {
+    let only = std::env::var("VIGIA_BENCH_ONLY").ok();
+    if let Some(part) = &only {
+        anyhow::ensure!(
+            PARTS.contains(&part.as_str()),
+            "VIGIA_BENCH_ONLY={part}: expected one of {PARTS:?}"
+        );
+    }
+    let runs = |part: &str| only.as_deref().is_none_or(|only| only == part);
     anyhow::ensure!(
         Command::new("wrk").arg("--version").output().is_ok(),
         "wrk is not installed (apt-get install wrk)"
@@ -290,7 +337,18 @@ async fn orchestrate() -> anyhow::Result<()> {
         "vigia load benchmark — {cores} cores, wrk -t2 -c64 -d{DURATION}, work dir {}",
         root.display()
     );
+    if runs("sqlite") {
+        sqlite_tenants(root, cores).await?;
+    }
+    if runs("postgres") {
+        postgres::fleet(&root.join("postgres")).await?;
+    }
+    Ok(())
+}
 
+/// The first part: the baselines, one SQLite tenant's reads and logins, and the scenarios over
+/// 100,000 registered SQLite tenants.
+async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
     // Baseline: single-core argon2id verify rate at the configured parameters.
     let settings = Settings::from_overrides(&[])?;
     let params = argon2::Params::new(
@@ -607,26 +665,10 @@ async fn orchestrate() -> anyhow::Result<()> {
         settings.tenants.pool_cache_capacity
     );
 
-    // The round-robin's wrk picks each request in Lua, which costs wrk (on the same cores)
-    // more than fixed headers: its single-tenant reference is the same script over one token.
-    // The requests are formatted once, in `init`, so the per-request Lua work (and what the
-    // load generator takes from the server's cores) is the same for one token as for 10,000.
-    let rotating = |name: &str, tokens: &[String]| -> anyhow::Result<PathBuf> {
-        let mut script = String::from("local tokens = {\n");
-        for t in tokens {
-            script.push_str(&format!("\"{t}\",\n"));
-        }
-        script.push_str(
-            "}\nlocal requests = {}\ninit = function(args)\n  for n, t in ipairs(tokens) do\n    \
-             requests[n] = wrk.format(\"GET\", nil, {[\"Authorization\"] = \"Bearer \" .. t})\n  \
-             end\nend\nlocal i = 0\nrequest = function()\n  i = i % #requests + 1\n  \
-             return requests[i]\nend\n",
-        );
-        lua(&root.join(name), &script)
-    };
-    // Like the other baselines, the single-tenant reference is measured before and after.
+    // The single-tenant reference (see `rotating`), like the other baselines, is measured
+    // before and after.
     let whoami_url = format!("{address}/api/v1/auth/whoami");
-    let one_script = rotating("one_tenant.lua", &tokens[..1])?;
+    let one_script = rotating(root, "one_tenant.lua", &tokens[..1])?;
     let one = wrk(&whoami_url, 64, &[], Some(&one_script))?;
     println!(
         "{:<44} {one}  = {:.2}x bare",
@@ -637,7 +679,7 @@ async fn orchestrate() -> anyhow::Result<()> {
         &whoami_url,
         64,
         &[],
-        Some(&rotating("round_robin.lua", &tokens)?),
+        Some(&rotating(root, "round_robin.lua", &tokens)?),
     )?;
     let one_after = wrk(&whoami_url, 64, &[], Some(&one_script))?;
     println!(

@@ -123,6 +123,7 @@ impl Budgets {
                     permits: Arc::new(Semaphore::new(self.per_server)),
                     in_use: AtomicUsize::new(0),
                     waiting: AtomicUsize::new(0),
+                    reclaiming: Arc::new(AtomicUsize::new(0)),
                     returned: Notify::new(),
                     pools: Mutex::new(Vec::new()),
                     wait: self.wait,
@@ -257,6 +258,11 @@ struct Server {
     in_use: AtomicUsize,
     /// Callers waiting in [`Server::permit`]: a returned connection wakes them only then.
     waiting: AtomicUsize,
+    /// Idle connections closed for waiters whose permits have not come back yet (the close
+    /// runs in the background). A waiter closes another pool's idle connection only while
+    /// these are fewer than the waiters, so one permit wanted closes one connection, however
+    /// often its waiter wakes meanwhile.
+    reclaiming: Arc<AtomicUsize>,
     /// Signalled when a connection goes back to its pool, idle (another pool may take it).
     returned: Notify,
     pools: Mutex<Vec<Weak<PoolInner>>>,
@@ -308,7 +314,9 @@ impl Server {
             if let Ok(permit) = self.permits.clone().try_acquire_owned() {
                 return Ok(permit);
             }
-            if self.reclaim_idle() {
+            if self.reclaiming.load(Ordering::SeqCst) < self.waiting.load(Ordering::SeqCst)
+                && self.reclaim_idle()
+            {
                 self.reclaimed.fetch_add(1, Ordering::Relaxed);
             }
             tokio::select! {
@@ -329,7 +337,8 @@ impl Server {
     }
 
     /// Closes one idle connection of the least recently used pool that has one; whether it
-    /// found one. The permit comes back once the connection has closed.
+    /// found one. The permit comes back once the connection has closed; until then the
+    /// connection counts in [`Server::reclaiming`].
     fn reclaim_idle(&self) -> bool {
         let mut pools = self.live_pools();
         pools.sort_by_key(|pool| pool.last_used.load(Ordering::Relaxed));
@@ -339,8 +348,10 @@ impl Server {
                 .pool
                 .retain(|_, _| std::mem::replace(&mut taken, true))
                 .removed;
-            if !removed.is_empty() {
-                drop(removed);
+            if let Some(mut conn) = removed.into_iter().next() {
+                self.reclaiming.fetch_add(1, Ordering::SeqCst);
+                conn.reclaim = Some(Reclaim(self.reclaiming.clone()));
+                drop(conn);
                 return true;
             }
         }
@@ -367,6 +378,15 @@ impl Server {
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.returned.notify_waiters();
         }
+    }
+}
+
+/// Counts a reclaimed connection in [`Server::reclaiming`] until its permit is released.
+struct Reclaim(Arc<AtomicUsize>);
+
+impl Drop for Reclaim {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -397,6 +417,7 @@ impl managed::Manager for Connector {
         Ok(Budgeted {
             conn: Some(conn),
             permit: Some(permit),
+            reclaim: None,
         })
     }
 
@@ -415,6 +436,9 @@ impl managed::Manager for Connector {
 pub struct Budgeted {
     conn: Option<PgConnection>,
     permit: Option<OwnedSemaphorePermit>,
+    /// Set when the connection is closed for a waiting pool: counted until the permit is
+    /// released (declared after `permit`, so dropped after it).
+    reclaim: Option<Reclaim>,
 }
 
 impl Budgeted {
@@ -446,7 +470,9 @@ impl DerefMut for Budgeted {
 
 impl Drop for Budgeted {
     fn drop(&mut self) {
-        let (Some(conn), permit) = (self.conn.take(), self.permit.take()) else {
+        let (Some(conn), permit, reclaim) =
+            (self.conn.take(), self.permit.take(), self.reclaim.take())
+        else {
             return;
         };
         match tokio::runtime::Handle::try_current() {
@@ -454,10 +480,11 @@ impl Drop for Budgeted {
                 runtime.spawn(async move {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
                     drop(permit);
+                    drop(reclaim);
                 });
             }
             // No runtime left to say goodbye on: the socket just closes.
-            Err(_) => drop((conn, permit)),
+            Err(_) => drop((conn, permit, reclaim)),
         }
     }
 }
@@ -548,11 +575,16 @@ impl Drop for PgLease {
     }
 }
 
+/// A PostgreSQL cluster of the tests' own (shared with `tests/` and `benches/`).
+#[cfg(test)]
+#[path = "../../tests/support/pg_cluster.rs"]
+mod pg_cluster;
+
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
+    use std::{future::Future, pin::Pin, str::FromStr, task::Poll};
 
-    use super::*;
+    use super::{pg_cluster::PgCluster, *};
     use crate::store::CapturedLog;
 
     fn server(host_port: &str) -> PgConnectOptions {
@@ -612,5 +644,49 @@ mod tests {
             "three refusals within ten seconds, one warning: {text}"
         );
         assert!(text.contains("db-a:5432"), "{text}");
+    }
+
+    /// Polls `future` once, without yielding to the runtime's other tasks.
+    async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *future).poll(cx))).await
+    }
+
+    #[tokio::test]
+    async fn a_waiting_pool_closes_one_idle_connection_of_another_however_often_it_wakes() {
+        let Some(cluster) = PgCluster::start(10) else {
+            eprintln!("skipped: PostgreSQL's server binaries are not installed");
+            return;
+        };
+        let cluster = cluster.expect("the cluster starts");
+        let options =
+            PgConnectOptions::from_str(&format!("{}/postgres", cluster.url())).expect("a URL");
+        let budgets = Budgets::new(2, Duration::from_secs(60), Duration::from_secs(5));
+        let (first, second) = (budgets.pool(options.clone(), 5), budgets.pool(options, 5));
+        // The first pool holds the whole budget: one connection busy, one idle.
+        let busy = first.lease().await.expect("a connection");
+        drop(first.lease().await.expect("a connection"));
+
+        // The second pool's caller closes the idle one for its permit and waits for the
+        // goodbye (a task this test does not let run yet).
+        let mut waiting = Box::pin(second.lease());
+        assert!(poll_once(&mut waiting).await.is_pending());
+        // The busy connection comes back and wakes the caller, the first permit still away.
+        drop(busy);
+        assert!(poll_once(&mut waiting).await.is_pending());
+
+        assert_eq!(
+            budgets.usage()[0].reclaimed,
+            1,
+            "one permit wanted, one closed"
+        );
+        assert_eq!(
+            first.0.pool.status().available,
+            1,
+            "the returned one stays open"
+        );
+        let lease = waiting.await.expect("the reclaimed permit");
+        let usage = &budgets.usage()[0];
+        assert_eq!((usage.in_use, usage.idle), (1, 1));
+        drop(lease);
     }
 }
