@@ -46,6 +46,10 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often idle connections are looked for.
 const REAP_EVERY: Duration = Duration::from_secs(1);
+/// How long a pool that has connections, all busy, waits for one of its own to come back
+/// before it closes another pool's idle connection: its own usually come back within a
+/// query's time, and a reconnect costs both pools more than that.
+const RECLAIM_GRACE: Duration = Duration::from_millis(20);
 /// At most one "budget exhausted" warning per server this often.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -139,25 +143,28 @@ impl Budgets {
     /// server's budget. Opens nothing yet.
     pub fn pool(self: &Arc<Self>, options: PgConnectOptions, max_size: usize) -> PgPool {
         let server = self.server(&options);
-        let manager = Connector {
-            options,
-            server: server.clone(),
-        };
-        let pool = managed::Pool::builder(manager)
-            .max_size(max_size.max(1))
-            // The most recently returned connection is reused first, so the others age and
-            // are closed when traffic drops.
-            .queue_mode(managed::QueueMode::Lifo)
-            .runtime(deadpool::Runtime::Tokio1)
-            .wait_timeout(Some(self.wait))
-            .recycle_timeout(Some(CLOSE_TIMEOUT))
-            .build()
-            .expect("BUG: a runtime is given, so timeouts are allowed");
-        let inner = Arc::new(PoolInner {
-            pool,
-            server,
-            last_used: AtomicU64::new(self.now()),
-            budgets: Arc::downgrade(self),
+        let inner = Arc::new_cyclic(|own| {
+            let manager = Connector {
+                options,
+                server: server.clone(),
+                own: own.clone(),
+            };
+            let pool = managed::Pool::builder(manager)
+                .max_size(max_size.max(1))
+                // The most recently returned connection is reused first, so the others age
+                // and are closed when traffic drops.
+                .queue_mode(managed::QueueMode::Lifo)
+                .runtime(deadpool::Runtime::Tokio1)
+                .wait_timeout(Some(self.wait))
+                .recycle_timeout(Some(CLOSE_TIMEOUT))
+                .build()
+                .expect("BUG: a runtime is given, so timeouts are allowed");
+            PoolInner {
+                pool,
+                server,
+                last_used: AtomicU64::new(self.now()),
+                budgets: Arc::downgrade(self),
+            }
         });
         inner
             .server
@@ -175,7 +182,9 @@ impl Budgets {
         options: &PgConnectOptions,
     ) -> Result<Permit, StoreError> {
         let server = self.server(options);
-        let permit = server.permit().await?;
+        let Room::Permit(permit) = server.room(None).await? else {
+            unreachable!("BUG: only a pool gets its own connection back");
+        };
         server.in_use.fetch_add(1, Ordering::Relaxed);
         Ok(Permit {
             server,
@@ -256,7 +265,7 @@ struct Server {
     /// One per connection this process may hold open to the server.
     permits: Arc<Semaphore>,
     in_use: AtomicUsize,
-    /// Callers waiting in [`Server::permit`]: a returned connection wakes them only then.
+    /// Callers waiting in [`Server::room`]: a returned connection wakes them only then.
     waiting: AtomicUsize,
     /// Idle connections closed for waiters whose permits have not come back yet (the close
     /// runs in the background). A waiter closes another pool's idle connection only while
@@ -293,11 +302,14 @@ impl Server {
         pools.iter().filter_map(Weak::upgrade).collect()
     }
 
-    /// A permit for a new connection: a free one, or one freed by closing the idle connection
-    /// of the least recently used pool, or one that comes back within `wait`.
-    async fn permit(&self) -> Result<OwnedSemaphorePermit, StoreError> {
+    /// Room for one more connection of `own` (a pool, or none for a maintenance connection):
+    /// a free permit; else one of the pool's own connections come back idle meanwhile (reused
+    /// as it is); else, for a pool with no connection open or after [`RECLAIM_GRACE`], a
+    /// permit freed by closing the idle connection of the least recently used pool; else
+    /// whichever comes first within `wait`.
+    async fn room(&self, own: Option<&PoolInner>) -> Result<Room, StoreError> {
         match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => return Ok(permit),
+            Ok(permit) => return Ok(Room::Permit(permit)),
             Err(TryAcquireError::Closed) => {
                 unreachable!("BUG: a server's semaphore is never closed")
             }
@@ -305,26 +317,44 @@ impl Server {
         }
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let _waiting = Waiting(&self.waiting);
-        let deadline = tokio::time::Instant::now() + self.wait;
+        let now = tokio::time::Instant::now();
+        let deadline = now + self.wait;
+        // A pool whose every connection is busy waits a little for one of them; a cold pool
+        // (or a maintenance connection) takes another pool's idle connection at once.
+        let grace = match own {
+            Some(pool) if pool.pool.status().size > 0 => (now + RECLAIM_GRACE).min(deadline),
+            _ => now,
+        };
         loop {
             // Registered before looking, so a connection returned after the look wakes us.
             let returned = self.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
             if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-                return Ok(permit);
+                return Ok(Room::Permit(permit));
             }
-            if self.reclaiming.load(Ordering::SeqCst) < self.waiting.load(Ordering::SeqCst)
+            if let Some(conn) = own.and_then(PoolInner::take_idle) {
+                return Ok(Room::Own(conn));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= grace
+                && self.reclaiming.load(Ordering::SeqCst) < self.waiting.load(Ordering::SeqCst)
                 && self.reclaim_idle()
             {
                 self.reclaimed.fetch_add(1, Ordering::Relaxed);
             }
+            let wake = if now < grace { grace } else { deadline };
             tokio::select! {
                 permit = self.permits.clone().acquire_owned() => {
-                    return Ok(permit.expect("BUG: a server's semaphore is never closed"));
+                    return Ok(Room::Permit(
+                        permit.expect("BUG: a server's semaphore is never closed"),
+                    ));
                 }
                 () = &mut returned => {}
-                () = tokio::time::sleep_until(deadline) => {
+                () = tokio::time::sleep_until(wake) => {
+                    if wake < deadline {
+                        continue;
+                    }
                     self.refused.fetch_add(1, Ordering::Relaxed);
                     self.warn_exhausted();
                     return Err(StoreError::Busy(format!(
@@ -343,12 +373,7 @@ impl Server {
         let mut pools = self.live_pools();
         pools.sort_by_key(|pool| pool.last_used.load(Ordering::Relaxed));
         for pool in pools {
-            let mut taken = false;
-            let removed = pool
-                .pool
-                .retain(|_, _| std::mem::replace(&mut taken, true))
-                .removed;
-            if let Some(mut conn) = removed.into_iter().next() {
+            if let Some(mut conn) = pool.take_idle() {
                 self.reclaiming.fetch_add(1, Ordering::SeqCst);
                 conn.reclaim = Some(Reclaim(self.reclaiming.clone()));
                 drop(conn);
@@ -390,7 +415,15 @@ impl Drop for Reclaim {
     }
 }
 
-/// Counts a caller in [`Server::permit`] for as long as it waits.
+/// What [`Server::room`] found.
+enum Room {
+    /// A permit for a new connection.
+    Permit(OwnedSemaphorePermit),
+    /// One of the asking pool's own connections, idle again: reused instead of a new one.
+    Own(Budgeted),
+}
+
+/// Counts a caller in [`Server::room`] for as long as it waits.
 struct Waiting<'a>(&'a AtomicUsize);
 
 impl Drop for Waiting<'_> {
@@ -403,6 +436,8 @@ impl Drop for Waiting<'_> {
 struct Connector {
     options: PgConnectOptions,
     server: Arc<Server>,
+    /// The pool this connects for (to reuse its connections that come back while it waits).
+    own: Weak<PoolInner>,
 }
 
 impl managed::Manager for Connector {
@@ -410,7 +445,11 @@ impl managed::Manager for Connector {
     type Error = StoreError;
 
     async fn create(&self) -> Result<Budgeted, StoreError> {
-        let permit = self.server.permit().await?;
+        let own = self.own.upgrade();
+        let permit = match self.server.room(own.as_deref()).await? {
+            Room::Permit(permit) => permit,
+            Room::Own(conn) => return Ok(conn),
+        };
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&self.options))
             .await
             .map_err(|_| StoreError::unavailable("connecting to the database timed out"))??;
@@ -496,6 +535,18 @@ struct PoolInner {
     /// used pool gives up its idle connection first.
     last_used: AtomicU64,
     budgets: Weak<Budgets>,
+}
+
+impl PoolInner {
+    /// One idle connection taken out of the pool, if it has one.
+    fn take_idle(&self) -> Option<Budgeted> {
+        let mut taken = false;
+        self.pool
+            .retain(|_, _| std::mem::replace(&mut taken, true))
+            .removed
+            .into_iter()
+            .next()
+    }
 }
 
 /// A tenant's (or the legacy database's) Postgres pool; cheap to clone.
