@@ -22,6 +22,11 @@
 //! `VIGIA_BENCH_ONLY=sqlite` runs only the first part, `VIGIA_BENCH_ONLY=postgres` only the
 //! Postgres fleet (skipped when PostgreSQL's server binaries are not installed).
 
+#[path = "../tests/support/pg_cluster.rs"]
+mod pg_cluster;
+#[path = "load/postgres.rs"]
+mod postgres;
+
 use std::{
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
@@ -32,11 +37,6 @@ use std::{
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-#[path = "../tests/support/pg_cluster.rs"]
-mod pg_cluster;
-#[path = "load/postgres.rs"]
-mod postgres;
-
 use vigia::{
     auth::password::Hasher,
     config::Settings,

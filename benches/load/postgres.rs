@@ -21,7 +21,8 @@
 //! provisioning ([`IN_FLIGHT`] requests at a time, through the operator API); one case filed
 //! per tenant; a pass that logs every tenant's user in and lists its cases; whoami and
 //! `/icsrs` round-robin over every tenant's token (wrk, as in the first part) against the same
-//! over one tenant's; the server's `vigia_database_*` metrics.
+//! over one tenant's, and on A `/icsrs` over 40 of them too (fewer tenants than the budget has
+//! connections); the server's `vigia_database_*` metrics.
 
 use std::{
     future::Future,
