@@ -9,8 +9,9 @@
 //!   budget (`database.postgres_connections_per_server`; servers are told apart
 //!   by host and port, or socket directory and port), tenant pools and the legacy pool alike,
 //!   and so do the maintenance connections that create and drop databases. The permit is
-//!   released only after the connection has said goodbye (or failed to), so the server never
-//!   sees more than the budget from this process.
+//!   released only after the connection has said goodbye (or failed to) and PostgreSQL has had
+//!   time to count its backend out, so the server does not see more than the budget from
+//!   this process.
 //! - A connection idle for `database.postgres_idle_seconds` is closed (checked every second),
 //!   whatever happens to the pool that holds it: a cached pool costs the server nothing while
 //!   its tenant is quiet.
@@ -40,6 +41,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use super::StoreError;
 
+/// How long a permit stays taken after its connection said goodbye: PostgreSQL counts the
+/// backend until its process has exited (measured: up to ~100 ms after sqlx's `close`), and the
+/// budget is what the server sees.
+const EXIT_MARGIN: Duration = Duration::from_millis(250);
 /// How long a goodbye to the server may take before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long opening one connection may take.
@@ -188,7 +193,7 @@ impl Budgets {
         server.in_use.fetch_add(1, Ordering::Relaxed);
         Ok(Permit {
             server,
-            _permit: permit,
+            permit: Some(permit),
         })
     }
 
@@ -243,7 +248,7 @@ async fn reap(budgets: Weak<Budgets>) {
 /// A permit for one connection outside the pools, counted in use while held.
 pub struct Permit {
     server: Arc<Server>,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl fmt::Debug for Permit {
@@ -253,8 +258,16 @@ impl fmt::Debug for Permit {
 }
 
 impl Drop for Permit {
+    /// Counted out at once, given back after [`EXIT_MARGIN`] (the connection has just closed).
     fn drop(&mut self) {
         self.server.returned();
+        let permit = self.permit.take();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                tokio::time::sleep(EXIT_MARGIN).await;
+                drop(permit);
+            });
+        }
     }
 }
 
@@ -481,10 +494,11 @@ pub struct Budgeted {
 }
 
 impl Budgeted {
-    /// Closes the connection now, then releases the permit.
+    /// Closes the connection now, then releases the permit (after [`EXIT_MARGIN`]).
     async fn close(mut self) {
         if let Some(conn) = self.conn.take() {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
+            tokio::time::sleep(EXIT_MARGIN).await;
         }
     }
 }
@@ -518,6 +532,7 @@ impl Drop for Budgeted {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
+                    tokio::time::sleep(EXIT_MARGIN).await;
                     drop(permit);
                     drop(reclaim);
                 });
@@ -646,8 +661,10 @@ mod tests {
     fn permits_are_counted_per_server_and_an_exhausted_one_is_logged_once_per_period() {
         let log = CapturedLog::default();
         let _guard = tracing::subscriber::set_default(log.subscriber());
+        // Paused time: the waits below pass as soon as nothing else can run.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
+            .start_paused(true)
             .build()
             .expect("runtime");
         runtime.block_on(async {
@@ -683,6 +700,9 @@ mod tests {
             );
             drop(held);
             drop(b);
+            // Counted out at once, given back once PostgreSQL has counted the backends out.
+            assert_eq!(budgets.usage()[0].in_use, 0);
+            tokio::time::sleep(EXIT_MARGIN).await;
             let again = budgets.permit(&a).await.expect("a permit back");
             assert_eq!((budgets.usage()[0].in_use, budgets.usage()[0].idle), (1, 0));
             drop(again);
