@@ -418,6 +418,17 @@ impl TestApp {
         self.client.get(self.url(path))
     }
 
+    /// `/metrics` as text (no `metrics.token` configured).
+    pub async fn metrics_text(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub async fn login(&self, tenant: Option<&str>, username: &str, password: &str) -> Response {
         let mut req = self
             .post("/api/v1/auth/login")

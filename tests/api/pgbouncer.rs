@@ -230,14 +230,7 @@ async fn backends_of(base: &str, name: &str) -> BTreeSet<i32> {
 /// The connections the server holds open to PgBouncer (`vigia_database_connections` of
 /// `server`, every state), from `/metrics`, which must know `server`.
 async fn open_connections(app: &TestApp, server: &str) -> u64 {
-    let text = app
-        .get("/metrics")
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     let label = format!("server=\"{server}\"");
     assert!(
         text.contains(&format!("vigia_database_connection_budget{{{label}}} 10")),

@@ -166,14 +166,7 @@ async fn a_redis_outage_degrades_logins_but_does_not_stop_them() {
         ),
         "ready (kept by the load balancer), and honest about it"
     );
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("vigia_shared_state_degraded 1"),
         "{metrics}"
