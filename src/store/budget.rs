@@ -261,13 +261,19 @@ impl Drop for Permit {
     /// Counted out at once, given back after [`EXIT_MARGIN`] (the connection has just closed).
     fn drop(&mut self) {
         self.server.returned();
-        let permit = self.permit.take();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                tokio::time::sleep(EXIT_MARGIN).await;
-                drop(permit);
-            });
-        }
+        release_later(self.permit.take());
+    }
+}
+
+/// Drops `held` (a permit, and what counts with it) after [`EXIT_MARGIN`], in the background:
+/// the caller does not wait for PostgreSQL to count the closed backend out. Without a runtime
+/// left, at once.
+fn release_later<T: Send + 'static>(held: T) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            tokio::time::sleep(EXIT_MARGIN).await;
+            drop(held);
+        });
     }
 }
 
@@ -494,12 +500,13 @@ pub struct Budgeted {
 }
 
 impl Budgeted {
-    /// Closes the connection now, then releases the permit (after [`EXIT_MARGIN`]).
+    /// Closes the connection now; the permit follows after [`EXIT_MARGIN`], without making
+    /// the caller (shutdown, provisioning) wait for it.
     async fn close(mut self) {
         if let Some(conn) = self.conn.take() {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
-            tokio::time::sleep(EXIT_MARGIN).await;
         }
+        release_later((self.permit.take(), self.reclaim.take()));
     }
 }
 
@@ -532,9 +539,7 @@ impl Drop for Budgeted {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close()).await;
-                    tokio::time::sleep(EXIT_MARGIN).await;
-                    drop(permit);
-                    drop(reclaim);
+                    release_later((permit, reclaim));
                 });
             }
             // No runtime left to say goodbye on: the socket just closes.
