@@ -6,8 +6,11 @@
 use serde_json::{Map, Value, json};
 
 use crate::{
-    auth::{Principal, permissions::Permission},
-    domain::icsr::{CaseFields, CasePatch},
+    auth::Principal,
+    domain::{
+        Permission,
+        icsr::{CaseFields, CasePatch},
+    },
     error::Error,
     store::{
         audit::{AuditType, NewAuditEvent},

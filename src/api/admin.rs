@@ -9,11 +9,12 @@ use poem_openapi::{
     ApiResponse, Object, OpenApi, SecurityScheme, auth::Bearer, param::Path, payload::Json,
 };
 
+use super::error::ApiError;
 use super::{ApiTags, AppState, security::same_secret};
 use crate::{
     auth::check_new_password,
     domain::{Email, FullName, Password, Permissions, Role, Roles, Scope, TenantId, Username},
-    error::{ApiError, Error},
+    error::Error,
     store::{DatabaseUrl, users::NewUser},
     tenancy::{
         TenantFile,

@@ -12,9 +12,10 @@ use poem_openapi::{
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+use super::error::ApiError;
 use super::{ApiTags, AppState, security::BearerAuth};
 use crate::{
-    error::{ApiError, Error},
+    error::Error,
     store::audit::{AuditEvent, AuditFilter, AuditType},
 };
 

@@ -15,6 +15,7 @@ use poem_openapi::{
     payload::{Form, Json},
 };
 
+use super::error::ApiError;
 use super::{
     ApiTags, AppState,
     dto::{
@@ -28,7 +29,7 @@ use crate::{
     auth::ResetBy,
     config::Environment,
     domain::{Email, LoginIdentifier, Password, Scope, TenantId},
-    error::{ApiError, Error},
+    error::Error,
 };
 
 #[derive(Default)]

@@ -5,10 +5,7 @@ use poem_openapi::Object;
 use serde::Deserialize;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use crate::{
-    auth::{Principal, permissions::PermissionMap},
-    store::users::User,
-};
+use crate::{auth::Principal, domain::PermissionMap, store::users::User};
 
 /// The OAuth2 password-grant form (`application/x-www-form-urlencoded`), as OAuth2 clients such
 /// as Swagger UI's Authorize dialog send it.

@@ -11,11 +11,9 @@ use poem_openapi::{
     payload::{Json, PlainText},
 };
 
+use super::error::ApiError;
 use super::{ApiTags, AppState, dto::HealthResponse, security::same_secret};
-use crate::{
-    error::{ApiError, Error},
-    metrics::Snapshot,
-};
+use crate::{error::Error, metrics::Snapshot};
 
 /// The scrape token (`metrics.token`), as `Authorization: Bearer <token>`. Only with a
 /// configured token; without one `/metrics` is open.

@@ -7,6 +7,7 @@ use poem_openapi::{
     payload::Json,
 };
 
+use super::error::ApiError;
 use super::{
     ApiTags,
     dto::rfc3339,
@@ -22,7 +23,7 @@ use crate::{
             parse_seriousness, parse_suspect_product,
         },
     },
-    error::{ApiError, Error},
+    error::Error,
     icsrs,
     store::icsrs::{Icsr, IcsrFilter},
 };

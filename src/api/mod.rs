@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod auth;
 mod dto;
+pub mod error;
 mod health;
 mod icsrs;
 mod page;
@@ -29,11 +30,12 @@ use poem::{
 };
 use poem_openapi::{OpenApiService, Tags};
 
+use self::error::framework_error;
+
 use crate::{
     auth::{Auth, token::Claims},
     config::Settings,
     domain::Scope,
-    error::framework_error,
     metrics::Metrics,
     tenancy::Registry,
 };

@@ -14,11 +14,12 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::error::ApiError;
 use super::{AppState, Caller, RequestContext};
 use crate::{
-    auth::{Principal, RequestMeta, permissions::Permission},
-    domain::TenantId,
-    error::{ApiError, Error},
+    auth::{Principal, RequestMeta},
+    domain::{Permission, TenantId},
+    error::Error,
 };
 
 /// OAuth2 scopes: Vigia authorises by role and permission, not by scope.

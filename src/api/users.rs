@@ -12,15 +12,16 @@ use poem_openapi::{
     payload::Json,
 };
 
+use super::error::ApiError;
 use super::{
     ApiTags, AppState,
     page::{Page, next_link},
     security::BearerAuth,
 };
 use crate::{
-    auth::{Principal, accounts::NewAccount, permissions::PermissionMap},
-    domain::{Email, FullName, Password, Permissions, Role, Roles, Username},
-    error::{ApiError, Error},
+    auth::{Principal, accounts::NewAccount},
+    domain::{Email, FullName, Password, PermissionMap, Permissions, Role, Roles, Username},
+    error::Error,
     store::users::{User, UserFilter},
 };
 

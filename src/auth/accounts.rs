@@ -13,12 +13,9 @@
 
 use serde_json::{Value, json};
 
-use super::{
-    Auth, Principal, check_policy,
-    permissions::{Holder, Permission},
-};
+use super::{Auth, Principal, check_policy};
 use crate::{
-    domain::{Email, FullName, Password, Permissions, Role, Roles, Username},
+    domain::{Email, FullName, Holder, Password, Permission, Permissions, Role, Roles, Username},
     error::Error,
     store::{
         audit::{AuditEvent, AuditFilter, AuditType},
@@ -73,7 +70,7 @@ pub struct Refusal {
 /// after its overrides, must hold:
 /// 1. `users.manage`;
 /// 2. every action the account it changes holds (its roles' grants and `true` overrides: see
-///    [`RoleGrants::lacking`](super::permissions::RoleGrants::lacking)), whatever the change;
+///    [`RoleGrants::lacking`](crate::domain::RoleGrants::lacking)), whatever the change;
 /// 3. every action of each role it assigns, role by role;
 /// 4. every action it sets `true` in the account's overrides;
 /// 5. and, to grant the `admin` role or change an administrator, the `admin` role itself with

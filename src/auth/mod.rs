@@ -11,7 +11,6 @@
 pub mod accounts;
 pub mod fair_queue;
 pub mod password;
-pub mod permissions;
 pub mod session;
 pub mod throttle;
 pub mod token;
@@ -23,14 +22,13 @@ use serde_json::{Value, json};
 use self::{
     accounts::Change,
     password::Hasher,
-    permissions::{Permission, PermissionMap},
     session::{BodyCache, Session},
     throttle::{AddressLimiter, now},
     token::{Claims, TokenError, TokenService, VerifiedTokens, peek_tenant},
 };
 use crate::{
     config::Settings,
-    domain::{Email, LoginIdentifier, Password, Scope, TenantId},
+    domain::{Email, LoginIdentifier, Password, Permission, PermissionMap, Scope, TenantId},
     error::Error,
     metrics::Metrics,
     store::{

@@ -14,6 +14,7 @@ use super::fair_queue::{FairQueue, Full, Task};
 use crate::{
     config::Argon2Settings,
     domain::{Password, Scope},
+    error::Error,
 };
 use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version,
@@ -28,6 +29,18 @@ pub enum HashError {
     Busy,
     #[error("password hashing failed: {0}")]
     Internal(String),
+}
+
+impl From<HashError> for Error {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Self::Unavailable {
+                detail: "Too many logins in progress, retry shortly".into(),
+                retry_after_seconds: 1,
+            },
+            HashError::Internal(m) => Self::Internal(anyhow::anyhow!(m)),
+        }
+    }
 }
 
 /// The result of checking a password.

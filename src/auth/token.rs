@@ -16,6 +16,7 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::session::Session;
+pub use crate::error::TokenError;
 use crate::{
     domain::{Scope, TenantId},
     store::users::User,
@@ -44,20 +45,6 @@ pub struct Claims {
     /// The user's token version at issue; a password change or reset, or a deactivation,
     /// bumps it and so revokes every older token.
     pub ver: i64,
-}
-
-/// Why a token was refused (all map to 401; the message is safe to show).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("Token is malformed")]
-    Malformed,
-    #[error("Token has expired")]
-    Expired,
-    #[error("Could not validate credentials")]
-    Invalid,
-    /// Logged out, or issued before a password change, reset or deactivation.
-    #[error("Token has been revoked")]
-    Revoked,
 }
 
 pub struct TokenService {

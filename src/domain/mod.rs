@@ -4,10 +4,12 @@
 
 pub mod icsr;
 mod password;
+mod permissions;
 mod tenant_id;
 mod user;
 
 pub use password::Password;
+pub use permissions::{Holder, Permission, PermissionMap, RoleDefinitions, RoleGrants};
 pub use tenant_id::{Scope, TenantId};
 pub use user::{Email, FullName, LoginIdentifier, Permissions, Role, Roles, Username};
 

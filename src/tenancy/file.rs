@@ -11,7 +11,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{domain::TenantId, store::files};
+use crate::{
+    domain::{RoleDefinitions, TenantId},
+    store::files,
+};
 
 /// One tenant's entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,9 +81,6 @@ impl std::fmt::Display for Incarnation {
         write!(f, "{:032x}", self.0)
     }
 }
-
-/// Role name to module to action to granted.
-pub type RoleDefinitions = BTreeMap<String, BTreeMap<String, BTreeMap<String, bool>>>;
 
 fn yes() -> bool {
     true

@@ -44,10 +44,9 @@ pub use self::{
 use futures_util::future::BoxFuture;
 
 use crate::{
-    auth::permissions::RoleGrants,
     cluster::{Event, Redis, scope_name},
     config::{SecuritySettings, Settings},
-    domain::{Scope, TenantId},
+    domain::{RoleGrants, Scope, TenantId},
     store::{
         DatabaseUrl, PoolSettings, Store, StoreError,
         audit::{AuditType, NewAuditEvent},

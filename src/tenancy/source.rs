@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::file::{self, FileError, Incarnation, RoleDefinitions, SecurityOverrides, TenantFile};
+use super::file::{self, FileError, Incarnation, SecurityOverrides, TenantFile};
 use crate::{
     config::{RegistryKind, Settings},
-    domain::TenantId,
+    domain::{RoleDefinitions, TenantId},
     store::{DatabaseUrl, PoolSettings, Store, StoreError, registry::RegistryEntry},
 };
 

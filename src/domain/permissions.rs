@@ -10,7 +10,7 @@
 //! Handlers demand one [`Permission`] through a guard (see `api::security`); the `/me`
 //! `permissions` object is [`RoleGrants::effective`] of the same inputs, so a client shows
 //! exactly what the server enforces. [`RoleGrants::lacking`] compares two users' authority:
-//! account administration (`auth::accounts`) refuses any change that would reach beyond the
+//! account administration (`accounts`) refuses any change that would reach beyond the
 //! caller's own.
 
 use std::{
@@ -20,10 +20,10 @@ use std::{
 
 use serde_json::{Map, Value};
 
-use crate::{
-    domain::{Invalid, Permissions, Role, Roles},
-    tenancy::file::RoleDefinitions,
-};
+use super::{Invalid, Permissions, Role, Roles};
+
+/// A tenant file's `[roles.<name>]` tables: role name to module to action to allowed.
+pub type RoleDefinitions = BTreeMap<String, BTreeMap<String, BTreeMap<String, bool>>>;
 
 /// Module name to action name to allowed, e.g. `{"icsr": {"view": true}}`.
 pub type PermissionMap = BTreeMap<String, BTreeMap<String, bool>>;
