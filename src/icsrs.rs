@@ -54,111 +54,128 @@ fn event(principal: &Principal, kind: AuditType, id: i64, details: Value) -> New
     }
 }
 
-/// Live cases matching `filter`, newest first.
-pub async fn list(principal: &Principal, filter: &IcsrFilter) -> Result<Vec<Icsr>, Error> {
-    principal.require(Permission::ICSR_VIEW)?;
-    Ok(principal.tenant.store().await?.list_icsrs(filter).await?)
-}
+/// The ICSR service. It holds no state of its own today (each flow reads the caller's tenant
+/// database through the principal); it is constructed like its peers, `Auth` and `Accounts`.
+#[derive(Debug, Default)]
+pub struct Icsrs;
 
-/// The live case `id`.
-pub async fn get(principal: &Principal, id: i64) -> Result<Icsr, Error> {
-    principal.require(Permission::ICSR_VIEW)?;
-    principal
-        .tenant
-        .store()
-        .await?
-        .icsr(id)
-        .await?
-        .ok_or_else(not_found)
-}
+impl Icsrs {
+    pub fn new() -> Self {
+        Self
+    }
 
-/// Creates a case; 409 when a live case has the same `safety_report_id`.
-pub async fn create(principal: &Principal, fields: CaseFields) -> Result<Icsr, Error> {
-    principal.require(Permission::ICSR_EDIT)?;
-    let store = principal.tenant.store().await?;
-    let created = store
-        .create_icsr(&fields, principal.user.id, |icsr| {
-            event(
-                principal,
-                AuditType::IcsrCreated,
-                icsr.id,
-                json!({"new": as_json(&icsr.fields), "version": icsr.version}),
-            )
-        })
-        .await?;
-    Ok(created)
-}
+    /// Live cases matching `filter`, newest first.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        filter: &IcsrFilter,
+    ) -> Result<Vec<Icsr>, Error> {
+        principal.require(Permission::ICSR_VIEW)?;
+        Ok(principal.tenant.store().await?.list_icsrs(filter).await?)
+    }
 
-/// Applies `patch` to case `id`. With `expected_version`, refuses (409) a case that changed
-/// since the caller read it; without, re-applies the patch to the latest state. A patch that
-/// changes nothing changes nothing: no new version, no audit record.
-pub async fn update(
-    principal: &Principal,
-    id: i64,
-    patch: CasePatch,
-    expected_version: Option<i64>,
-) -> Result<Icsr, Error> {
-    principal.require(Permission::ICSR_EDIT)?;
-    let store = principal.tenant.store().await?;
-    for _ in 0..ATTEMPTS {
-        let current = store.icsr(id).await?.ok_or_else(not_found)?;
-        check_version(&current, expected_version)?;
-        let fields = current.fields.apply(patch.clone());
-        let changed = changes(&current.fields, &fields);
-        if changed.is_empty() {
-            return Ok(current);
-        }
-        let updated = store
-            .update_icsr(id, current.version, &fields, principal.user.id, |icsr| {
+    /// The live case `id`.
+    pub async fn get(&self, principal: &Principal, id: i64) -> Result<Icsr, Error> {
+        principal.require(Permission::ICSR_VIEW)?;
+        principal
+            .tenant
+            .store()
+            .await?
+            .icsr(id)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// Creates a case; 409 when a live case has the same `safety_report_id`.
+    pub async fn create(&self, principal: &Principal, fields: CaseFields) -> Result<Icsr, Error> {
+        principal.require(Permission::ICSR_EDIT)?;
+        let store = principal.tenant.store().await?;
+        let created = store
+            .create_icsr(&fields, principal.user.id, |icsr| {
                 event(
                     principal,
-                    AuditType::IcsrUpdated,
-                    id,
-                    json!({
-                        "safety_report_id": icsr.fields.safety_report_id,
-                        "version": icsr.version,
-                        "changes": changed,
-                    }),
+                    AuditType::IcsrCreated,
+                    icsr.id,
+                    json!({"new": as_json(&icsr.fields), "version": icsr.version}),
                 )
             })
             .await?;
-        if let Some(updated) = updated {
-            return Ok(updated);
-        }
+        Ok(created)
     }
-    Err(Error::Conflict(
-        "the ICSR kept changing; read it again and retry".into(),
-    ))
-}
 
-/// Soft-deletes case `id`: it leaves every list and read, and the audit trail keeps its last
-/// values.
-pub async fn delete(
-    principal: &Principal,
-    id: i64,
-    expected_version: Option<i64>,
-) -> Result<(), Error> {
-    principal.require(Permission::ICSR_DELETE)?;
-    let store = principal.tenant.store().await?;
-    for _ in 0..ATTEMPTS {
-        let current = store.icsr(id).await?.ok_or_else(not_found)?;
-        check_version(&current, expected_version)?;
-        let record = event(
-            principal,
-            AuditType::IcsrDeleted,
-            id,
-            json!({"old": as_json(&current.fields), "version": current.version}),
-        );
-        if store
-            .delete_icsr(id, current.version, principal.user.id, &record)
-            .await?
-        {
-            return Ok(());
+    /// Applies `patch` to case `id`. With `expected_version`, refuses (409) a case that changed
+    /// since the caller read it; without, re-applies the patch to the latest state. A patch that
+    /// changes nothing changes nothing: no new version, no audit record.
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: i64,
+        patch: CasePatch,
+        expected_version: Option<i64>,
+    ) -> Result<Icsr, Error> {
+        principal.require(Permission::ICSR_EDIT)?;
+        let store = principal.tenant.store().await?;
+        for _ in 0..ATTEMPTS {
+            let current = store.icsr(id).await?.ok_or_else(not_found)?;
+            check_version(&current, expected_version)?;
+            let fields = current.fields.apply(patch.clone());
+            let changed = changes(&current.fields, &fields);
+            if changed.is_empty() {
+                return Ok(current);
+            }
+            let updated = store
+                .update_icsr(id, current.version, &fields, principal.user.id, |icsr| {
+                    event(
+                        principal,
+                        AuditType::IcsrUpdated,
+                        id,
+                        json!({
+                            "safety_report_id": icsr.fields.safety_report_id,
+                            "version": icsr.version,
+                            "changes": changed,
+                        }),
+                    )
+                })
+                .await?;
+            if let Some(updated) = updated {
+                return Ok(updated);
+            }
         }
+        Err(Error::Conflict(
+            "the ICSR kept changing; read it again and retry".into(),
+        ))
     }
-    Err(Error::Conflict(
-        "the ICSR kept changing; read it again and retry".into(),
-    ))
+
+    /// Soft-deletes case `id`: it leaves every list and read, and the audit trail keeps its last
+    /// values.
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        id: i64,
+        expected_version: Option<i64>,
+    ) -> Result<(), Error> {
+        principal.require(Permission::ICSR_DELETE)?;
+        let store = principal.tenant.store().await?;
+        for _ in 0..ATTEMPTS {
+            let current = store.icsr(id).await?.ok_or_else(not_found)?;
+            check_version(&current, expected_version)?;
+            let record = event(
+                principal,
+                AuditType::IcsrDeleted,
+                id,
+                json!({"old": as_json(&current.fields), "version": current.version}),
+            );
+            if store
+                .delete_icsr(id, current.version, principal.user.id, &record)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(Error::Conflict(
+            "the ICSR kept changing; read it again and retry".into(),
+        ))
+    }
 }
 
 fn check_version(current: &Icsr, expected: Option<i64>) -> Result<(), Error> {

@@ -24,6 +24,7 @@
 //! - [`domain`]: identifiers and values parsed once at the boundary (`TenantId`, `Email`, …).
 //! - [`telemetry`]: tracing subscriber set-up; [`metrics`]: the Prometheus registry.
 
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod cli;

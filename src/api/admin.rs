@@ -12,7 +12,6 @@ use poem_openapi::{
 use super::error::ApiError;
 use super::{ApiTags, AppState, security::same_secret};
 use crate::{
-    auth::check_new_password,
     domain::{Email, FullName, Password, Permissions, Role, Roles, Scope, TenantId, Username},
     error::Error,
     store::{DatabaseUrl, users::NewUser},
@@ -167,11 +166,10 @@ impl AdminApi {
         let username = Username::parse(&admin.username)?;
         let email = Email::parse(&admin.email)?;
         let password = Password::parse(admin.password, "admin.password")?;
-        check_new_password(
+        password.check_new(
             state.settings.security.password_min_length,
             username.as_str(),
             email.as_str(),
-            &password,
             "admin.password",
         )?;
         if let Some(url) = &body.database_url {

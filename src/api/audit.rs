@@ -153,7 +153,7 @@ impl AuditApi {
             before_id: before.0,
             limit: limit + 1,
         };
-        let mut events = state.auth.audit_events(&auth.0, &filter).await?;
+        let mut events = state.accounts.audit_events(&auth.0, &filter).await?;
         let more = events.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         let next_before = if more {

@@ -26,7 +26,7 @@ use super::{
     security::{BearerAuth, OptionalBearerAuth, header_tenant, request_meta},
 };
 use crate::{
-    auth::ResetBy,
+    accounts::ResetBy,
     config::Environment,
     domain::{Email, LoginIdentifier, Password, Scope, TenantId},
     error::Error,
@@ -138,13 +138,14 @@ impl AuthApi {
     #[oai(path = "/me", method = "get", operation_id = "me")]
     async fn me(
         &self,
+        state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Rendered<MeResponse>, ApiError> {
-        Ok(rendered::me(&auth.0))
+        Ok(rendered::me(&state.bodies, &auth.0))
     }
 
     /// Who am I
@@ -153,13 +154,14 @@ impl AuthApi {
     #[oai(path = "/whoami", method = "get", operation_id = "whoami")]
     async fn whoami(
         &self,
+        state: Data<&Arc<AppState>>,
         auth: BearerAuth,
         /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Rendered<WhoAmIResponse>, ApiError> {
-        Ok(rendered::whoami(&auth.0))
+        Ok(rendered::whoami(&state.bodies, &auth.0))
     }
 
     /// Change password
@@ -237,7 +239,7 @@ impl AuthApi {
         let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
         let meta = request_meta(req);
         let user = state
-            .auth
+            .accounts
             .reset_password(&tenant, &email, new, by, &meta)
             .await?;
         Ok(Json(ResetPasswordResponse {

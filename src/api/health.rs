@@ -80,7 +80,7 @@ impl HealthApi {
         Ok(PlainText(state.metrics.encode(Snapshot {
             open_tenant_pools: state.registry.open_pools(),
             hashing_queue_depth: u64::try_from(state.auth.hasher.in_flight()).unwrap_or(u64::MAX),
-            shared_state_degraded: state.registry.redis().is_some_and(|r| r.is_degraded()),
+            shared_state_degraded: state.redis.as_ref().is_some_and(|r| r.is_degraded()),
             database_servers: state.registry.pool_settings().budgets.usage(),
         })))
     }
@@ -105,7 +105,7 @@ impl HealthApi {
                 retry_after_seconds: 5,
             }
         })?;
-        let shared_state = match state.registry.redis() {
+        let shared_state = match state.redis.as_ref() {
             None => None,
             Some(redis) => Some(match redis.ping().await {
                 Ok(()) => "ok",

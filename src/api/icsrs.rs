@@ -1,6 +1,9 @@
 //! `/api/v1/icsrs…`: a tenant's Individual Case Safety Reports, guarded by `icsr.view`,
 //! `icsr.edit` and `icsr.delete`.
 
+use std::sync::Arc;
+
+use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::{Header, Path, Query},
@@ -9,7 +12,7 @@ use poem_openapi::{
 
 use super::error::ApiError;
 use super::{
-    ApiTags,
+    ApiTags, AppState,
     dto::rfc3339,
     page::{Page, next_link},
     security::{IcsrDelete, IcsrEdit, IcsrView, Require},
@@ -24,7 +27,6 @@ use crate::{
         },
     },
     error::Error,
-    icsrs,
     store::icsrs::{Icsr, IcsrFilter},
 };
 
@@ -281,6 +283,7 @@ impl IcsrsApi {
     )]
     async fn list(
         &self,
+        state: Data<&Arc<AppState>>,
         auth: Require<IcsrView>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
@@ -339,7 +342,7 @@ impl IcsrsApi {
         if let Some(id) = &filter.safety_report_id {
             query.push(("safety_report_id", id.clone()));
         }
-        let cases = icsrs::list(&auth.0, &filter).await?;
+        let cases = state.icsrs.list(&auth.0, &filter).await?;
         Ok(next_link(
             cases,
             limit,
@@ -357,6 +360,7 @@ impl IcsrsApi {
     #[oai(path = "/", method = "post", operation_id = "create_icsr")]
     async fn create(
         &self,
+        state: Data<&Arc<AppState>>,
         auth: Require<IcsrEdit>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
@@ -364,7 +368,7 @@ impl IcsrsApi {
         body: Json<IcsrRequest>,
     ) -> Result<Created, ApiError> {
         let fields = body.0.parse()?;
-        let icsr = icsrs::create(&auth.0, fields).await?;
+        let icsr = state.icsrs.create(&auth.0, fields).await?;
         let location = format!("/api/v1/icsrs/{}", icsr.id);
         Ok(Created::Created(Json(icsr.into()), location))
     }
@@ -375,6 +379,7 @@ impl IcsrsApi {
     #[oai(path = "/:id", method = "get", operation_id = "get_icsr")]
     async fn get(
         &self,
+        state: Data<&Arc<AppState>>,
         auth: Require<IcsrView>,
         /// Case ID.
         id: Path<i64>,
@@ -382,7 +387,7 @@ impl IcsrsApi {
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<IcsrResponse>, ApiError> {
-        Ok(Json(icsrs::get(&auth.0, id.0).await?.into()))
+        Ok(Json(state.icsrs.get(&auth.0, id.0).await?.into()))
     }
 
     /// Change an ICSR
@@ -393,6 +398,7 @@ impl IcsrsApi {
     #[oai(path = "/:id", method = "patch", operation_id = "update_icsr")]
     async fn update(
         &self,
+        state: Data<&Arc<AppState>>,
         auth: Require<IcsrEdit>,
         /// Case ID.
         id: Path<i64>,
@@ -403,7 +409,11 @@ impl IcsrsApi {
     ) -> Result<Json<IcsrResponse>, ApiError> {
         let (patch, version) = body.0.parse()?;
         Ok(Json(
-            icsrs::update(&auth.0, id.0, patch, version).await?.into(),
+            state
+                .icsrs
+                .update(&auth.0, id.0, patch, version)
+                .await?
+                .into(),
         ))
     }
 
@@ -414,6 +424,7 @@ impl IcsrsApi {
     #[oai(path = "/:id", method = "delete", operation_id = "delete_icsr")]
     async fn delete(
         &self,
+        state: Data<&Arc<AppState>>,
         auth: Require<IcsrDelete>,
         /// Case ID.
         id: Path<i64>,
@@ -423,7 +434,7 @@ impl IcsrsApi {
         /// The version read, to refuse deleting a case that changed since.
         version: Query<Option<i64>>,
     ) -> Result<Deleted, ApiError> {
-        icsrs::delete(&auth.0, id.0, version.0).await?;
+        state.icsrs.delete(&auth.0, id.0, version.0).await?;
         Ok(Deleted::NoContent)
     }
 }

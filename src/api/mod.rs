@@ -11,7 +11,7 @@ pub mod error;
 mod health;
 mod icsrs;
 mod page;
-mod rendered;
+pub mod rendered;
 pub mod security;
 mod users;
 
@@ -33,9 +33,12 @@ use poem_openapi::{OpenApiService, Tags};
 use self::error::framework_error;
 
 use crate::{
+    accounts::Accounts,
     auth::{Auth, token::Claims},
+    cluster::Redis,
     config::Settings,
     domain::Scope,
+    icsrs::Icsrs,
     metrics::Metrics,
     tenancy::Registry,
 };
@@ -45,6 +48,12 @@ pub struct AppState {
     pub settings: Settings,
     pub registry: Registry,
     pub auth: Auth,
+    pub accounts: Accounts,
+    pub icsrs: Icsrs,
+    /// The replicas' shared state, when configured (`redis.url`): for readiness.
+    pub redis: Option<Redis>,
+    /// The rendered `/whoami` and `/me` bodies, shared by a user's sessions.
+    pub bodies: rendered::BodyCache,
     pub metrics: Arc<Metrics>,
 }
 

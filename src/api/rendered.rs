@@ -1,9 +1,16 @@
 //! The bodies of `/whoami` and `/me`, the two reads every module of the platform makes on every
-//! page: rendered into the caller's session's [`Bodies`](crate::auth::session::Bodies) once per
-//! user record and tenant handle, then served as bytes (see `auth::session` for why they cannot
-//! be stale).
+//! page: rendered once per user record and tenant handle into [`Bodies`], which the caller's
+//! session carries as its attachment (`auth::session`), then served as bytes. They cannot be
+//! stale: a session lives only while its user record and handle are current, and [`BodyCache`]
+//! shares bodies between a user's sessions only while they were made from the very same
+//! objects.
 
-use std::marker::PhantomData;
+use std::{
+    any::Any,
+    marker::PhantomData,
+    sync::{Arc, OnceLock, Weak},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use poem::{IntoResponse, Response};
@@ -15,7 +22,7 @@ use poem_openapi::{
 };
 
 use super::dto::{MeResponse, WhoAmIResponse};
-use crate::auth::Principal;
+use crate::{auth::Principal, domain::Scope, store::users::User, tenancy::Tenant};
 
 /// A JSON body of type `T`, already serialised. Documented exactly as `Json<T>`.
 pub struct Rendered<T>(Bytes, PhantomData<fn() -> T>);
@@ -50,28 +57,92 @@ impl<T: ToJSON> ApiResponse for Rendered<T> {
     }
 }
 
-/// The `/whoami` body of the caller, rendered once per session's user record.
-pub fn whoami(principal: &Principal) -> Rendered<WhoAmIResponse> {
-    let body = principal
-        .session
-        .bodies
+/// The `/whoami` body of the caller, rendered once per user record.
+pub fn whoami(cache: &BodyCache, principal: &Principal) -> Rendered<WhoAmIResponse> {
+    let body = bodies(cache, principal)
         .whoami
         .get_or_init(|| render(&WhoAmIResponse::from(&*principal.user)));
     Rendered(body.clone(), PhantomData)
 }
 
 /// The `/me` body of the caller, rendered once per user record and tenant handle.
-pub fn me(principal: &Principal) -> Rendered<MeResponse> {
-    let body = principal
-        .session
-        .bodies
+pub fn me(cache: &BodyCache, principal: &Principal) -> Rendered<MeResponse> {
+    let body = bodies(cache, principal)
         .me
         .get_or_init(|| render(&MeResponse::from(principal)));
     Rendered(body.clone(), PhantomData)
+}
+
+/// The bodies the caller's session carries, attached on the session's first identity read.
+fn bodies<'a>(cache: &BodyCache, principal: &'a Principal) -> &'a Bodies {
+    principal
+        .session
+        .attachment
+        .get_or_init(|| -> Arc<dyn Any + Send + Sync> {
+            cache.of(&principal.tenant, &principal.user)
+        })
+        .downcast_ref::<Bodies>()
+        .expect("BUG: only the API attaches to a session, and only Bodies")
 }
 
 fn render<T: ToJSON>(value: &T) -> Bytes {
     serde_json::to_vec(&value.to_json())
         .expect("BUG: a serde_json::Value always serialises")
         .into()
+}
+
+/// The bodies of `/whoami` and `/me`, rendered on first use and then served as bytes.
+#[derive(Debug, Default)]
+pub struct Bodies {
+    pub whoami: OnceLock<Bytes>,
+    pub me: OnceLock<Bytes>,
+}
+
+/// What one user's bodies were rendered from.
+struct RenderedFrom {
+    user: Weak<User>,
+    tenant: Weak<Tenant>,
+    bodies: Arc<Bodies>,
+}
+
+/// [`Bodies`] by scope and user, so that a user's many tokens share one rendering. Consulted
+/// when a session is made, not per request.
+///
+/// Bodies are reused only while the user record and tenant handle are the very objects they
+/// were rendered from (pointer identity, held weakly so nothing stays alive for it; a `Weak`
+/// keeps its allocation, so an address here is never reused by another record). Every write
+/// to a user replaces its cached record and a changed tenant file replaces the handle, so a
+/// stale body cannot be served.
+pub struct BodyCache {
+    rendered: moka::sync::Cache<(Scope, i64), Arc<RenderedFrom>>,
+}
+
+impl BodyCache {
+    /// Entries idle for `idle` are dropped; at most `capacity` are kept.
+    pub fn new(capacity: u64, idle: Duration) -> Self {
+        Self {
+            rendered: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(idle)
+                .build(),
+        }
+    }
+
+    fn of(&self, tenant: &Arc<Tenant>, user: &Arc<User>) -> Arc<Bodies> {
+        let key = (tenant.scope.clone(), user.id);
+        if let Some(hit) = self.rendered.get(&key)
+            && Weak::as_ptr(&hit.user) == Arc::as_ptr(user)
+            && Weak::as_ptr(&hit.tenant) == Arc::as_ptr(tenant)
+        {
+            return hit.bodies.clone();
+        }
+        let bodies = Arc::new(Bodies::default());
+        let rendered = RenderedFrom {
+            user: Arc::downgrade(user),
+            tenant: Arc::downgrade(tenant),
+            bodies: bodies.clone(),
+        };
+        self.rendered.insert(key, Arc::new(rendered));
+        bodies
+    }
 }

@@ -19,7 +19,8 @@ use super::{
     security::BearerAuth,
 };
 use crate::{
-    auth::{Principal, accounts::NewAccount},
+    accounts::NewAccount,
+    auth::Principal,
     domain::{Email, FullName, Password, PermissionMap, Permissions, Role, Roles, Username},
     error::Error,
     store::users::{User, UserFilter},
@@ -175,7 +176,7 @@ impl UsersApi {
             before_id: before.0,
             limit: limit + 1,
         };
-        let users = state.auth.list_users(&auth.0, &filter).await?;
+        let users = state.accounts.list_users(&auth.0, &filter).await?;
         let mut query = Vec::new();
         if let Some(active) = active.0 {
             query.push(("active", active.to_string()));
@@ -221,7 +222,7 @@ impl UsersApi {
             },
             is_active: body.is_active.unwrap_or(true),
         };
-        let user = state.auth.create_user(&auth.0, account).await?;
+        let user = state.accounts.create_user(&auth.0, account).await?;
         let location = format!("/api/v1/users/{}", user.id);
         Ok(Created::Created(
             Json(UserResponse::new(&auth.0, user)),
@@ -243,7 +244,7 @@ impl UsersApi {
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<UserResponse>, ApiError> {
-        let user = state.auth.user(&auth.0, id.0).await?;
+        let user = state.accounts.user(&auth.0, id.0).await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
     }
 
@@ -266,7 +267,7 @@ impl UsersApi {
         body: Json<RolesRequest>,
     ) -> Result<Json<UserResponse>, ApiError> {
         let roles = roles_of(body.0.roles)?;
-        let user = state.auth.set_roles(&auth.0, id.0, roles).await?;
+        let user = state.accounts.set_roles(&auth.0, id.0, roles).await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
     }
 
@@ -293,7 +294,7 @@ impl UsersApi {
     ) -> Result<Json<UserResponse>, ApiError> {
         let permissions = permissions_of(body.0.permissions)?;
         let user = state
-            .auth
+            .accounts
             .set_permissions(&auth.0, id.0, permissions)
             .await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
@@ -314,7 +315,7 @@ impl UsersApi {
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<UserResponse>, ApiError> {
-        let user = state.auth.unlock(&auth.0, id.0).await?;
+        let user = state.accounts.unlock(&auth.0, id.0).await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
     }
 
@@ -338,7 +339,7 @@ impl UsersApi {
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<UserResponse>, ApiError> {
-        let user = state.auth.set_active(&auth.0, id.0, false).await?;
+        let user = state.accounts.set_active(&auth.0, id.0, false).await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
     }
 
@@ -361,7 +362,7 @@ impl UsersApi {
         #[oai(name = "X-Tenant")]
         _x_tenant: Header<Option<String>>,
     ) -> Result<Json<UserResponse>, ApiError> {
-        let user = state.auth.set_active(&auth.0, id.0, true).await?;
+        let user = state.accounts.set_active(&auth.0, id.0, true).await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
     }
 }

@@ -45,7 +45,7 @@ impl From<HashError> for Error {
 
 /// The result of checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verified {
+pub struct PasswordCheck {
     pub matches: bool,
     /// The stored hash uses other parameters than the configured ones: rehash now.
     pub needs_rehash: bool,
@@ -147,14 +147,14 @@ impl Hasher {
         scope: &Scope,
         password: Password,
         stored: Option<&str>,
-    ) -> Result<Verified, HashError> {
+    ) -> Result<PasswordCheck, HashError> {
         let known = stored.is_some();
         let stored: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let params = self.params.clone();
         self.run(scope, move || {
             let Ok(hash) = PasswordHash::new(&stored) else {
                 tracing::error!("a stored password hash is not a valid PHC string");
-                return Verified {
+                return PasswordCheck {
                     matches: false,
                     needs_rehash: false,
                 };
@@ -166,7 +166,7 @@ impl Hasher {
                         && p.t_cost() == params.t_cost()
                         && p.p_cost() == params.p_cost()
                 });
-            Verified {
+            PasswordCheck {
                 matches: matches && known,
                 needs_rehash: matches && known && !current,
             }
@@ -304,7 +304,7 @@ mod tests {
             .expect("verify");
         assert_eq!(
             ok,
-            Verified {
+            PasswordCheck {
                 matches: true,
                 needs_rehash: false
             }
@@ -331,7 +331,7 @@ mod tests {
             .expect("verify");
         assert_eq!(
             stale,
-            Verified {
+            PasswordCheck {
                 matches: true,
                 needs_rehash: true
             }

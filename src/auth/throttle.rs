@@ -1,5 +1,5 @@
-//! In-memory attempt counting, for what has no database row: login attempts per client
-//! address (a fixed one-minute window; without Redis, per process). Addresses are counted by
+//! Login attempts per client address ([`Throttle`]: a fixed one-minute window, in this process
+//! or shared in Redis). Addresses are counted by
 //! [`limit_key`]: an IPv6 client by its /64, since one host usually holds a whole /64 and could
 //! otherwise take a new address per attempt. A bounded moka cache; entries expire with their
 //! window. (Failed logins against names that match no account are counted in the tenant's
@@ -13,6 +13,8 @@ use std::{
 };
 
 use moka::sync::Cache;
+
+use crate::{cluster::Redis, metrics::Metrics};
 
 /// Unix seconds now.
 pub fn now() -> i64 {
@@ -100,6 +102,59 @@ impl AddressLimiter {
                 Ok(())
             }
         })
+    }
+}
+
+/// The per-address login limit: counted in this process, or (with `redis.url`) in Redis so
+/// that replicas share one count — falling back to this process's count while Redis is
+/// unreachable (a weaker limit, still a limit: Redis is shared state, not a condition of
+/// logging in).
+#[allow(clippy::large_enum_variant, reason = "one per process, never moved")]
+pub enum Throttle {
+    Local(AddressLimiter),
+    Redis {
+        redis: Redis,
+        fallback: AddressLimiter,
+        metrics: Arc<Metrics>,
+    },
+}
+
+impl Throttle {
+    pub fn new(per_minute: u32, redis: Option<Redis>, metrics: Arc<Metrics>) -> Self {
+        let limiter = AddressLimiter::new(per_minute);
+        match redis {
+            None => Self::Local(limiter),
+            Some(redis) => Self::Redis {
+                redis,
+                fallback: limiter,
+                metrics,
+            },
+        }
+    }
+
+    /// Counts a login attempt from `addr` (an IPv6 client by its /64); `Err(wait)` in
+    /// seconds when over the limit.
+    pub async fn hit(&self, addr: IpAddr, now: i64) -> Result<(), i64> {
+        match self {
+            Self::Local(limiter) => limiter.hit(addr, now),
+            Self::Redis {
+                redis,
+                fallback,
+                metrics,
+            } => {
+                let key = limit_key(addr).to_string();
+                match redis.hit_address(&key, now.div_euclid(60)).await {
+                    Ok(count) if count > fallback.per_minute() => {
+                        Err((60 - now.rem_euclid(60)).max(1))
+                    }
+                    Ok(_) => Ok(()),
+                    Err(_) => {
+                        metrics.shared_state_fallback();
+                        fallback.hit(addr, now)
+                    }
+                }
+            }
+        }
     }
 }
 

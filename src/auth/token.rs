@@ -136,13 +136,13 @@ impl TokenService {
 /// confirmed by comparing both in full, and `exp` is checked on every use. Revocation is not
 /// cached here: the caller still checks the user's token version and the revoked `jti`s.
 pub struct VerifiedTokens {
-    cache: moka::sync::Cache<u64, Arc<Verified>>,
+    cache: moka::sync::Cache<u64, Arc<VerifiedToken>>,
     hasher: RandomState,
     leeway: u64,
 }
 
 /// A token that verified for `scope` when presented with the `X-Tenant` header `header`.
-pub struct Verified {
+pub struct VerifiedToken {
     header: Option<TenantId>,
     token: Box<str>,
     pub scope: Scope,
@@ -154,7 +154,7 @@ pub struct Verified {
     session: OnceLock<Arc<Session>>,
 }
 
-impl Verified {
+impl VerifiedToken {
     /// What the token last resolved to, when it was accepted before.
     pub fn session(&self) -> Option<&Arc<Session>> {
         self.session.get()
@@ -178,7 +178,7 @@ impl VerifiedTokens {
     }
 
     /// The earlier verification of exactly this token and header, if it has not expired.
-    pub fn get(&self, header: Option<&TenantId>, token: &str) -> Option<Arc<Verified>> {
+    pub fn get(&self, header: Option<&TenantId>, token: &str) -> Option<Arc<VerifiedToken>> {
         let hit = self.cache.get(&self.key(header, token))?;
         let same = hit.header.as_ref() == header && &*hit.token == token;
         (same && now() < hit.claims.exp + self.leeway).then_some(hit)
@@ -189,7 +189,7 @@ impl VerifiedTokens {
     /// place when empty, and the entry replaced when it holds a stale one.
     pub fn insert(
         &self,
-        seen: Option<&Verified>,
+        seen: Option<&VerifiedToken>,
         header: Option<TenantId>,
         token: &str,
         scope: Scope,
@@ -204,7 +204,7 @@ impl VerifiedTokens {
             None => session,
         };
         let key = self.key(header.as_ref(), token);
-        let verified = Verified {
+        let verified = VerifiedToken {
             header,
             token: token.into(),
             scope,

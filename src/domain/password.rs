@@ -33,6 +33,29 @@ impl Password {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// The password policy for a new password of field `field`: at least `min` characters,
+    /// and not the account's username or e-mail address.
+    pub fn check_new(
+        &self,
+        min: usize,
+        username: &str,
+        email: &str,
+        field: &str,
+    ) -> Result<(), Invalid> {
+        let text = self.0.to_lowercase();
+        if text.chars().count() < min {
+            return Err(Invalid(format!(
+                "{field} must be at least {min} characters"
+            )));
+        }
+        if text == username.to_lowercase() || text == email.to_lowercase() {
+            return Err(Invalid(format!(
+                "{field} must not be the username or e-mail address"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Password {

@@ -10,10 +10,13 @@ use std::{future::Future, io::Write, path::Path, sync::Arc, time::Duration};
 use anyhow::Context;
 
 use crate::{
-    api::{self, AppState},
-    auth::{Auth, password::Hasher, token::TokenService},
+    accounts::Accounts,
+    api::{self, AppState, rendered::BodyCache},
+    auth::{Auth, identity::Identities, password::Hasher, throttle::Throttle, token::TokenService},
+    cluster::Redis,
     config::{Environment, Settings},
     domain::{Email, Password, Scope, TenantId},
+    icsrs::Icsrs,
     metrics::Metrics,
     store::{
         DatabaseUrl, PoolSettings, Store,
@@ -44,7 +47,17 @@ impl Application {
         if first_start {
             seed_demo(&settings, &hasher).await?;
         }
-        let registry = Registry::new(&settings, secret).await?;
+        let redis = Redis::connect(&settings.redis).await?;
+        let registry = Registry::new(&settings, secret, redis.clone()).await?;
+        let identities = Arc::new(Identities::new(&settings, redis.clone()));
+        // The legacy database is read at start (its logouts): a broken one stops the start.
+        identities
+            .load_revocations(registry.legacy())
+            .await
+            .map_err(|e| {
+                let url = &registry.legacy().database_url;
+                anyhow::anyhow!("reading the legacy database {url}: {e}")
+            })?;
         let tokens = TokenService::new(
             settings.token_ttl(),
             Duration::from_secs(settings.jwt.leeway_seconds),
@@ -54,13 +67,52 @@ impl Application {
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
         let metrics = Arc::new(Metrics::new(settings.metrics.per_tenant));
-        let auth = Auth::new(&settings, hasher, tokens, metrics.clone());
+        let throttle = Throttle::new(
+            settings.security.login_attempts_per_ip_per_minute,
+            redis.clone(),
+            metrics.clone(),
+        );
+        let accounts = Accounts::new(hasher.clone(), identities.clone());
+        let auth = Auth::new(
+            &settings,
+            hasher,
+            tokens,
+            identities.clone(),
+            throttle,
+            metrics.clone(),
+        );
+        let bodies = BodyCache::new(
+            settings.tenants.handle_cache_capacity,
+            Duration::from_millis(settings.security.user_cache_millis),
+        );
         let state = Arc::new(AppState {
             settings,
             registry,
             auth,
+            accounts,
+            icsrs: Icsrs::new(),
+            redis,
+            bodies,
             metrics,
         });
+        if let Some(redis) = &state.redis {
+            // Another replica's change: a tenant entry for the registry, a user or a logout for
+            // the identity caches.
+            // Held weakly: the subscription outlives no server.
+            let (changed, identities) = (Arc::downgrade(&state), identities);
+            redis
+                .subscribe(move |event| {
+                    let (changed, identities) = (changed.upgrade(), identities.clone());
+                    async move {
+                        identities.apply(&event);
+                        if let Some(state) = changed {
+                            state.registry.apply(&event).await;
+                        }
+                    }
+                })
+                .await
+                .context("subscribing to replica events in Redis")?;
+        }
         Ok(Self {
             listener,
             port,

@@ -4,158 +4,48 @@
 //! `audit.view`), and each change is recorded in the same transaction as itself, with the old
 //! and new values.
 //!
-//! Every account change — create, roles, overrides, activate, deactivate, unlock, and the
-//! password reset of `auth` — obeys one rule, decided in [`authority`] alone: the caller holds
+//! Every account change — create, roles, overrides, activate, deactivate, unlock, and a
+//! password reset — obeys one rule, decided in [`authority()`](authority::authority) alone: the caller holds
 //! `users.manage` after its overrides, every action the account holds, and every action of
 //! each role and `true` override it assigns. `users.manage` alone is therefore no path to
 //! more: a holder cannot mint an admin, promote itself through another account, or take over
 //! an account that may do more than it may. Refusals are audited (`account_change_refused`).
 
+mod authority;
+
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
-use super::{Auth, Principal, check_policy};
+pub use self::authority::{Change, Refusal, authority};
 use crate::{
-    domain::{Email, FullName, Holder, Password, Permission, Permissions, Role, Roles, Username},
-    error::Error,
+    auth::{Principal, RequestMeta, anonymous_event, identity::Identities, password::Hasher},
+    domain::{Email, FullName, Password, Permission, Permissions, Roles, Username},
+    error::{Error, TokenError},
     store::{
         audit::{AuditEvent, AuditFilter, AuditType},
         users::{NewUser, User, UserFilter},
     },
+    tenancy::Tenant,
 };
 
-/// One account change, as the rule of account administration ([`authority`]) weighs it.
+/// Who resets a password (`POST /api/v1/auth/reset-password`).
 #[derive(Debug, Clone, Copy)]
-pub struct Change<'a> {
-    /// What is done, as the audit trail names it: `create_user`, `set_roles`,
-    /// `set_permissions`, `activate`, `deactivate`, `unlock`, `reset_password`.
-    pub action: &'static str,
-    /// The account as it is now; `None` before it is looked up, and for a creation.
-    pub target: Option<&'a User>,
-    /// The roles the account is to hold, when the change assigns roles.
-    pub roles: Option<&'a Roles>,
-    /// The overrides the account is to have, when the change sets them.
-    pub overrides: Option<&'a Value>,
+pub enum ResetBy<'a> {
+    /// Where the endpoint is open (development): anyone; a token, when one came, names the
+    /// actor in the audit trail and is not weighed.
+    Open(Option<&'a Principal>),
+    /// Where it is not (production): a user of the tenant, held to the rule of account
+    /// administration (see [`authority()`](authority::authority)).
+    Administrator(&'a Principal),
 }
 
-impl<'a> Change<'a> {
-    /// `action`, before the account is looked up: only `users.manage` is weighed.
-    pub fn new(action: &'static str) -> Self {
-        Self {
-            action,
-            target: None,
-            roles: None,
-            overrides: None,
-        }
-    }
-
-    /// `action` on `target` as it is now.
-    pub fn on(action: &'static str, target: &'a User) -> Self {
-        Self {
-            target: Some(target),
-            ..Self::new(action)
-        }
-    }
+/// Account administration within the caller's own scope.
+pub struct Accounts {
+    hasher: Hasher,
+    identities: Arc<Identities>,
 }
 
-/// Why [`authority`] refused a change.
-#[derive(Debug)]
-pub struct Refusal {
-    /// The 403's detail.
-    pub detail: String,
-    /// The actions the caller lacks, for the audit trail.
-    pub missing: Vec<String>,
-}
-
-/// The rule of account administration, decided here and nowhere else. The caller, weighed
-/// after its overrides, must hold:
-/// 1. `users.manage`;
-/// 2. every action the account it changes holds (its roles' grants and `true` overrides: see
-///    [`RoleGrants::lacking`](crate::domain::RoleGrants::lacking)), whatever the change;
-/// 3. every action of each role it assigns, role by role;
-/// 4. every action it sets `true` in the account's overrides;
-/// 5. and, to grant the `admin` role or change an administrator, the `admin` role itself with
-///    nothing withdrawn (`admin` means every action, named or not).
-///
-/// A detail names the actions missing only where the caller could read them anyway: its own
-/// request's overrides always; a role's or the account's only with `users.view`, which shows
-/// every account's effective permissions.
-pub fn authority(caller: &Principal, change: &Change<'_>) -> Result<(), Refusal> {
-    if !caller.can(Permission::USERS_MANAGE) {
-        return Err(Refusal {
-            detail: format!("Missing permission: {}", Permission::USERS_MANAGE),
-            missing: vec![Permission::USERS_MANAGE.to_string()],
-        });
-    }
-    let grants = &caller.tenant.roles;
-    let own = Holder {
-        roles: &caller.user.roles,
-        overrides: &caller.user.permissions,
-    };
-    let readable = caller.can(Permission::USERS_VIEW);
-    let refuse = |what: String, missing: Vec<String>, listed: bool| {
-        let detail = if listed {
-            format!("{what} ({})", missing.join(", "))
-        } else {
-            what
-        };
-        Err(Refusal { detail, missing })
-    };
-    if let Some(target) = change.target {
-        let holder = Holder {
-            roles: &target.roles,
-            overrides: &target.permissions,
-        };
-        let missing = grants.lacking(own, holder);
-        if !missing.is_empty() {
-            let what = "Cannot change this user: they hold actions you lack".to_owned();
-            return refuse(what, missing, readable);
-        }
-    }
-    for role in change.roles.map_or(&[][..], Roles::names) {
-        let alone = Roles::from_stored(vec![role.clone()]);
-        let holder = Holder {
-            roles: &alone,
-            overrides: &Value::Null,
-        };
-        let missing = grants.lacking(own, holder);
-        if !missing.is_empty() {
-            let what = format!("Cannot grant role {role}: it holds actions you lack");
-            return refuse(what, missing, readable);
-        }
-    }
-    if let Some(overrides) = change.overrides {
-        let holder = Holder {
-            roles: &Roles::default(),
-            overrides,
-        };
-        let missing = grants.lacking(own, holder);
-        if !missing.is_empty() {
-            return refuse(
-                "Cannot grant permissions you lack".to_owned(),
-                missing,
-                true,
-            );
-        }
-    }
-    // `admin` holds every action, also those no catalogue names yet and those other modules
-    // decide on the token's `role` claim alone: only an administrator with nothing withdrawn
-    // grants it or changes an administrator's account.
-    let touches_admin = change.target.is_some_and(|t| t.roles.contains(Role::ADMIN))
-        || change.roles.is_some_and(|r| r.contains(Role::ADMIN));
-    let unrestricted_admin =
-        caller.user.roles.contains(Role::ADMIN) && !withdraws_anything(&caller.user.permissions);
-    if touches_admin && !unrestricted_admin {
-        return Err(Refusal {
-            detail: "Only an administrator with no permission withdrawn may grant the admin role \
-                     or change an administrator's account"
-                .to_owned(),
-            missing: vec![Role::ADMIN.to_owned()],
-        });
-    }
-    Ok(())
-}
-
-/// A user to create through the API, every field parsed.
 #[derive(Debug)]
 pub struct NewAccount {
     pub username: Username,
@@ -168,7 +58,11 @@ pub struct NewAccount {
     pub is_active: bool,
 }
 
-impl Auth {
+impl Accounts {
+    pub fn new(hasher: Hasher, identities: Arc<Identities>) -> Self {
+        Self { hasher, identities }
+    }
+
     /// Users of the caller's scope, newest first.
     pub async fn list_users(
         &self,
@@ -196,11 +90,10 @@ impl Auth {
             ..Change::new("create_user")
         };
         self.authorise(admin, &change).await?;
-        check_policy(
-            &admin.tenant,
+        account.password.check_new(
+            admin.tenant.policy.password_min_length,
             account.username.as_str(),
             account.email.as_str(),
-            &account.password,
             "password",
         )?;
         let password_hash = self
@@ -249,7 +142,9 @@ impl Auth {
         );
         let store = admin.tenant.store().await?;
         store.set_roles(user.id, &roles, &event).await?;
-        admin.tenant.forget_user(user.id).await;
+        self.identities
+            .forget_user(&admin.tenant.scope, user.id)
+            .await;
         self.target(admin, user_id).await
     }
 
@@ -281,7 +176,9 @@ impl Auth {
         );
         let store = admin.tenant.store().await?;
         store.set_permissions(user.id, &permissions, &event).await?;
-        admin.tenant.forget_user(user.id).await;
+        self.identities
+            .forget_user(&admin.tenant.scope, user.id)
+            .await;
         self.target(admin, user_id).await
     }
 
@@ -313,7 +210,9 @@ impl Auth {
             .await?
             .set_active(user.id, active, &admin.event(kind, Some(&user), json!({})))
             .await?;
-        admin.tenant.forget_user(user.id).await;
+        self.identities
+            .forget_user(&admin.tenant.scope, user.id)
+            .await;
         Ok(User {
             is_active: active,
             ..user
@@ -336,11 +235,78 @@ impl Auth {
             .await?
             .clear_login_failures(user.id, &event)
             .await?;
-        admin.tenant.forget_user(user.id).await;
+        self.identities
+            .forget_user(&admin.tenant.scope, user.id)
+            .await;
         Ok(User {
             locked_until: None,
             ..user
         })
+    }
+
+    /// Sets the password of the user with `email` in `tenant`, on behalf of `by`. Revokes the
+    /// user's tokens.
+    pub async fn reset_password(
+        &self,
+        tenant: &Tenant,
+        email: &Email,
+        new: Password,
+        by: ResetBy<'_>,
+        meta: &RequestMeta,
+    ) -> Result<User, Error> {
+        const ACTION: &str = "reset_password";
+        if let ResetBy::Administrator(admin) = by {
+            // The API verified the token with this tenant's key; a caller of another scope
+            // never administers it, whoever calls this.
+            if admin.tenant.scope != tenant.scope {
+                return Err(TokenError::Invalid.into());
+            }
+            self.authorise(admin, &Change::new(ACTION)).await?;
+        }
+        let user = tenant
+            .store()
+            .await?
+            .user_by_email(email)
+            .await?
+            .ok_or_else(|| Error::NotFound("User not found".into()))?;
+        if let ResetBy::Administrator(admin) = by {
+            // One's own password is changed knowing it (change-password, which counts wrong
+            // guesses): a stolen token must not set a new one without it.
+            if user.id == admin.user.id {
+                return Err(Error::Validation(
+                    "use change-password to change your own password".into(),
+                ));
+            }
+            self.authorise(admin, &Change::on(ACTION, &user)).await?;
+        }
+        new.check_new(
+            tenant.policy.password_min_length,
+            &user.username,
+            &user.email,
+            "new_password",
+        )?;
+        let hash = self.hasher.hash(&tenant.scope, new).await?;
+        let actor = match by {
+            ResetBy::Administrator(admin) | ResetBy::Open(Some(admin)) => Some(admin),
+            ResetBy::Open(None) => None,
+        };
+        let event = match actor {
+            Some(actor) => actor.event(AuditType::PasswordReset, Some(&user), json!({})),
+            None => anonymous_event(
+                AuditType::PasswordReset,
+                meta,
+                Some(user.id),
+                &user.username,
+                json!({"actor": "anonymous (development)"}),
+            ),
+        };
+        tenant
+            .store()
+            .await?
+            .set_password(user.id, &hash, &event)
+            .await?;
+        self.identities.forget_user(&tenant.scope, user.id).await;
+        Ok(user)
     }
 
     /// The audit trail of the admin's own scope.
@@ -398,17 +364,6 @@ impl Auth {
 }
 
 /// Administrators change other people's authority, never their own (four eyes).
-/// Whether stored overrides (`{module: {action: bool}}`) set any action `false`.
-fn withdraws_anything(overrides: &Value) -> bool {
-    overrides.as_object().is_some_and(|modules| {
-        modules.values().any(|actions| {
-            actions
-                .as_object()
-                .is_some_and(|a| a.values().any(|v| v == &Value::Bool(false)))
-        })
-    })
-}
-
 fn not_oneself(admin: &Principal, user_id: i64, what: &str) -> Result<(), Error> {
     if user_id == admin.user.id {
         Err(Error::Validation(format!(
