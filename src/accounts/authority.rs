@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use crate::{
     auth::Principal,
-    domain::{Holder, Permission, Role, Roles},
+    domain::{Holder, Permission, Permissions, Role, Roles},
     store::users::User,
 };
 
@@ -19,7 +19,7 @@ pub struct Change<'a> {
     /// The roles the account is to hold, when the change assigns roles.
     pub roles: Option<&'a Roles>,
     /// The overrides the account is to have, when the change sets them.
-    pub overrides: Option<&'a Value>,
+    pub overrides: Option<&'a Permissions>,
 }
 
 impl<'a> Change<'a> {
@@ -100,7 +100,7 @@ pub fn authority(caller: &Principal, change: &Change<'_>) -> Result<(), Refusal>
         let alone = Roles::from_stored(vec![role.clone()]);
         let holder = Holder {
             roles: &alone,
-            overrides: &Value::Null,
+            overrides: &Permissions::default(),
         };
         let missing = grants.lacking(own, holder);
         if !missing.is_empty() {
@@ -140,14 +140,11 @@ pub fn authority(caller: &Principal, change: &Change<'_>) -> Result<(), Refusal>
     Ok(())
 }
 
-/// A user to create through the API, every field parsed.
 /// Whether stored overrides (`{module: {action: bool}}`) set any action `false`.
-fn withdraws_anything(overrides: &Value) -> bool {
-    overrides.as_object().is_some_and(|modules| {
-        modules.values().any(|actions| {
-            actions
-                .as_object()
-                .is_some_and(|a| a.values().any(|v| v == &Value::Bool(false)))
-        })
+fn withdraws_anything(overrides: &Permissions) -> bool {
+    overrides.as_map().values().any(|actions| {
+        actions
+            .as_object()
+            .is_some_and(|a| a.values().any(|v| v == &Value::Bool(false)))
     })
 }

@@ -15,7 +15,7 @@ mod authority;
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub use self::authority::{Change, Refusal, authority};
 use crate::{
@@ -46,6 +46,7 @@ pub struct Accounts {
     identities: Arc<Identities>,
 }
 
+/// A user to create through the API, every field parsed.
 #[derive(Debug)]
 pub struct NewAccount {
     pub username: Username,
@@ -83,10 +84,9 @@ impl Accounts {
     pub async fn create_user(&self, admin: &Principal, account: NewAccount) -> Result<User, Error> {
         self.authorise(admin, &Change::new("create_user")).await?;
         known_roles(admin, &account.roles)?;
-        let overrides = Value::Object(account.permissions.as_map().clone());
         let change = Change {
             roles: Some(&account.roles),
-            overrides: Some(&overrides),
+            overrides: Some(&account.permissions),
             ..Change::new("create_user")
         };
         self.authorise(admin, &change).await?;
@@ -148,7 +148,7 @@ impl Accounts {
         self.target(admin, user_id).await
     }
 
-    /// Replaces a user's permission overrides (see `auth::permissions`).
+    /// Replaces a user's permission overrides (see `domain::permissions`).
     pub async fn set_permissions(
         &self,
         admin: &Principal,
@@ -159,20 +159,18 @@ impl Accounts {
             .await?;
         not_oneself(admin, user_id, "permissions")?;
         let user = self.target(admin, user_id).await?;
-        let new = permissions.as_map().clone();
-        let overrides = Value::Object(new.clone());
         let change = Change {
-            overrides: Some(&overrides),
+            overrides: Some(&permissions),
             ..Change::on("set_permissions", &user)
         };
         self.authorise(admin, &change).await?;
-        if user.permissions == Value::Object(new.clone()) {
+        if user.permissions == permissions {
             return Ok(user);
         }
         let event = admin.event(
             AuditType::UserPermissionsChanged,
             Some(&user),
-            json!({"old": user.permissions, "new": new}),
+            json!({"old": user.permissions, "new": permissions}),
         );
         let store = admin.tenant.store().await?;
         store.set_permissions(user.id, &permissions, &event).await?;

@@ -12,11 +12,12 @@ use poem_openapi::{
 use super::error::ApiError;
 use super::{ApiTags, AppState, security::same_secret};
 use crate::{
-    domain::{Email, FullName, Password, Permissions, Role, Roles, Scope, TenantId, Username},
+    domain::{
+        Email, FullName, NewUser, Password, Permissions, Role, Roles, Scope, TenantId, Username,
+    },
     error::Error,
-    store::{DatabaseUrl, users::NewUser},
     tenancy::{
-        TenantFile,
+        DatabaseUrl, TenantFile,
         provision::{self, NewTenant, ProvisionError},
     },
 };

@@ -15,8 +15,8 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use super::error::ApiError;
 use super::{ApiTags, AppState, security::BearerAuth};
 use crate::{
+    domain::audit::{AuditEvent, AuditFilter, AuditType},
     error::Error,
-    store::audit::{AuditEvent, AuditFilter, AuditType},
 };
 
 #[derive(Default)]
@@ -69,7 +69,7 @@ impl From<AuditEvent> for AuditEventResponse {
             user_agent: e.user_agent,
             trace: e.trace,
             resource: e.resource,
-            details: e.details.0,
+            details: e.details,
         }
     }
 }

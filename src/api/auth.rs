@@ -243,7 +243,7 @@ impl AuthApi {
             .reset_password(&tenant, &email, new, by, &meta)
             .await?;
         Ok(Json(ResetPasswordResponse {
-            email: user.email,
+            email: user.email.to_string(),
             tenant: tenant_id.to_string(),
             success: true,
         }))

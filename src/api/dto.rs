@@ -5,7 +5,10 @@ use poem_openapi::Object;
 use serde::Deserialize;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use crate::{auth::Principal, domain::PermissionMap, store::users::User};
+use crate::{
+    auth::Principal,
+    domain::{PermissionMap, Permissions, User},
+};
 
 /// The OAuth2 password-grant form (`application/x-www-form-urlencoded`), as OAuth2 clients such
 /// as Swagger UI's Authorize dialog send it.
@@ -65,8 +68,8 @@ impl TokenResponse {
             token_type: "bearer".into(),
             user: LoginUser {
                 id: user.id,
-                username: user.username.clone(),
-                email: user.email.clone(),
+                username: user.username.to_string(),
+                email: user.email.to_string(),
                 role: primary_role(user),
                 roles: user.roles.names().to_vec(),
             },
@@ -104,9 +107,9 @@ impl From<&Principal> for MeResponse {
         let user = &principal.user;
         Self {
             id: user.id,
-            email: user.email.clone(),
-            username: user.username.clone(),
-            full_name: user.full_name.clone(),
+            email: user.email.to_string(),
+            username: user.username.to_string(),
+            full_name: user.full_name.as_ref().map(ToString::to_string),
             role: primary_role(user),
             roles: user.roles.names().to_vec(),
             permissions: principal.permissions(),
@@ -139,9 +142,9 @@ impl From<&User> for WhoAmIResponse {
     fn from(user: &User) -> Self {
         Self {
             id: user.id,
-            username: user.username.clone(),
-            email: user.email.clone(),
-            full_name: user.full_name.clone(),
+            username: user.username.to_string(),
+            email: user.email.to_string(),
+            full_name: user.full_name.as_ref().map(ToString::to_string),
             role: user.roles.first().unwrap_or_default().to_owned(),
             roles: user.roles.names().to_vec(),
             empleado_id: user.empleado_id,
@@ -204,11 +207,9 @@ fn primary_role(user: &User) -> String {
 /// The stored permissions object as the typed map the spec documents (it was checked to be
 /// modules of boolean actions when written).
 /// Anything else (never written by this server) is left out rather than failing the request.
-pub fn permission_map(value: &serde_json::Value) -> PermissionMap {
-    let Some(modules) = value.as_object() else {
-        return PermissionMap::new();
-    };
-    modules
+pub fn permission_map(overrides: &Permissions) -> PermissionMap {
+    overrides
+        .as_map()
         .iter()
         .filter_map(|(module, actions)| {
             let actions = actions

@@ -25,9 +25,9 @@ use crate::{
             format_date, parse_narrative, parse_receipt_date, parse_safety_report_id,
             parse_seriousness, parse_suspect_product,
         },
+        icsr::{Icsr, IcsrFilter},
     },
     error::Error,
-    store::icsrs::{Icsr, IcsrFilter},
 };
 
 #[derive(Default)]

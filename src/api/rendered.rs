@@ -22,7 +22,11 @@ use poem_openapi::{
 };
 
 use super::dto::{MeResponse, WhoAmIResponse};
-use crate::{auth::Principal, domain::Scope, store::users::User, tenancy::Tenant};
+use crate::{
+    auth::Principal,
+    domain::{Scope, User},
+    tenancy::Tenant,
+};
 
 /// A JSON body of type `T`, already serialised. Documented exactly as `Json<T>`.
 pub struct Rendered<T>(Bytes, PhantomData<fn() -> T>);

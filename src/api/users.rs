@@ -21,9 +21,11 @@ use super::{
 use crate::{
     accounts::NewAccount,
     auth::Principal,
-    domain::{Email, FullName, Password, PermissionMap, Permissions, Role, Roles, Username},
+    domain::{
+        Email, FullName, Password, PermissionMap, Permissions, Role, Roles, User, UserFilter,
+        Username,
+    },
     error::Error,
-    store::users::{User, UserFilter},
 };
 
 #[derive(Default)]
@@ -69,9 +71,9 @@ impl UserResponse {
             roles: user.roles.names().to_vec(),
             permissions: super::dto::permission_map(&user.permissions),
             effective_permissions: effective,
-            username: user.username,
-            email: user.email,
-            full_name: user.full_name,
+            username: user.username.to_string(),
+            email: user.email.to_string(),
+            full_name: user.full_name.map(|n| n.to_string()),
             is_active: user.is_active,
             empleado_id: user.empleado_id,
             locked_until,

@@ -81,9 +81,9 @@ impl Principal {
         NewAuditEvent {
             event_type,
             actor_id: Some(self.user.id),
-            actor_username: Some(self.user.username.clone()),
+            actor_username: Some(self.user.username.to_string()),
             subject_id: subject.map(|u| u.id),
-            subject_username: subject.map(|u| u.username.clone()),
+            subject_username: subject.map(|u| u.username.to_string()),
             client_addr: self.meta.client.map(|c| c.to_string()),
             user_agent: self.meta.user_agent.clone(),
             trace: Some(self.claims.trace.clone()),

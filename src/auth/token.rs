@@ -80,8 +80,8 @@ impl TokenService {
         let claims = Claims {
             sub: user.id.to_string(),
             uid: user.id,
-            username: user.username.clone(),
-            email: user.email.clone(),
+            username: user.username.to_string(),
+            email: user.email.to_string(),
             role: user.roles.primary().unwrap_or_default().to_owned(),
             roles: user.roles.names().to_vec(),
             tenant: scope.tenant().map(ToString::to_string),

@@ -2,12 +2,15 @@
 //! constructor, so a value of the type is valid by construction; nothing here knows about
 //! HTTP or SQL.
 
+mod account;
+pub mod audit;
 pub mod icsr;
 mod password;
 mod permissions;
 mod tenant_id;
 mod user;
 
+pub use account::{NewUser, User, UserFilter};
 pub use password::Password;
 pub use permissions::{Holder, Permission, PermissionMap, RoleDefinitions, RoleGrants};
 pub use tenant_id::{Scope, TenantId};

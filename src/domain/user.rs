@@ -14,6 +14,12 @@ use super::Invalid;
 pub struct Username(String);
 
 impl Username {
+    /// A value read back from our own store, where only parsed values are written (and
+    /// legacy rows are served as they are).
+    pub fn from_stored(raw: String) -> Self {
+        Self(raw)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
         if (1..=64).contains(&raw.len()) && raw.chars().all(ok) {
@@ -35,6 +41,12 @@ impl Username {
 pub struct Email(String);
 
 impl Email {
+    /// A value read back from our own store, where only parsed values are written (and
+    /// legacy rows are served as they are).
+    pub fn from_stored(raw: String) -> Self {
+        Self(raw)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let err = || Invalid::new("email must be a valid e-mail address");
         if raw.len() > 254 || !raw.is_ascii() {
@@ -101,6 +113,12 @@ impl LoginIdentifier {
 pub struct FullName(String);
 
 impl FullName {
+    /// A value read back from our own store, where only parsed values are written (and
+    /// legacy rows are served as they are).
+    pub fn from_stored(raw: String) -> Self {
+        Self(raw)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         if raw.chars().count() > 200 || raw.chars().any(char::is_control) {
             return Err(Invalid::new(
@@ -191,7 +209,8 @@ impl Roles {
 
 /// Per-user permissions: an object of modules to actions to booleans, e.g.
 /// `{"icsr": {"view": true}, "reports": {"generate": false}}`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[serde(transparent)]
 pub struct Permissions(Map<String, Value>);
 
 impl Permissions {
@@ -213,6 +232,18 @@ impl Permissions {
             }
         }
         Ok(Self(modules))
+    }
+
+    /// Stored overrides; anything but an object (a legacy `null`) is none.
+    pub fn from_stored(value: Value) -> Self {
+        match value {
+            Value::Object(map) => Self(map),
+            _ => Self::default(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     pub fn as_map(&self) -> &Map<String, Value> {
@@ -308,3 +339,24 @@ mod tests {
         assert!(Permissions::parse(json!({"icsr": {"view": "yes"}})).is_err());
     }
 }
+
+/// The account's text values read as the strings they are (they are immutable once parsed).
+macro_rules! read_as_str {
+    ($($ty:ident),*) => {$(
+        impl std::ops::Deref for $ty {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+
+read_as_str!(Username, Email, FullName);

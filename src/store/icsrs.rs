@@ -13,35 +13,7 @@ use super::{
     with_conn,
 };
 use crate::domain::icsr::{Age, CaseFields, CaseStatus, Patient, Reaction, Seriousness, Sex};
-
-/// A stored, live case.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Icsr {
-    pub id: i64,
-    pub fields: CaseFields,
-    /// 1 when created, bumped by every change.
-    pub version: i64,
-    /// Unix milliseconds.
-    pub created_at: i64,
-    pub created_by: i64,
-    pub updated_at: i64,
-    pub updated_by: i64,
-}
-
-/// Which cases to list, newest first.
-#[derive(Debug, Clone, Default)]
-pub struct IcsrFilter {
-    pub status: Option<CaseStatus>,
-    pub serious: Option<bool>,
-    /// Received on or after.
-    pub received_from: Option<Date>,
-    /// Received on or before.
-    pub received_to: Option<Date>,
-    pub safety_report_id: Option<String>,
-    /// Keyset cursor: only cases with a smaller id.
-    pub before_id: Option<i64>,
-    pub limit: i64,
-}
+pub use crate::domain::icsr::{Icsr, IcsrFilter};
 
 #[derive(Serialize, Deserialize)]
 struct StoredReaction {

@@ -10,27 +10,7 @@ use super::{
     with_conn,
 };
 use crate::domain::{Email, FullName, LoginIdentifier, Permissions, Roles, Username};
-
-/// A user account as stored, with its roles in assignment order.
-#[derive(Debug, Clone)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-    pub email: String,
-    pub full_name: Option<String>,
-    /// PHC string (`$argon2id$v=19$m=…`); never leaves the server.
-    pub password_hash: String,
-    pub is_active: bool,
-    pub empleado_id: Option<i64>,
-    pub permissions: Value,
-    pub roles: Roles,
-    /// Tokens issued with an older version are revoked.
-    pub token_version: i64,
-    /// Unix seconds; the account refuses logins until then.
-    pub locked_until: Option<i64>,
-    /// Unix seconds; when the password was last set.
-    pub password_changed_at: Option<i64>,
-}
+pub use crate::domain::{NewUser, User, UserFilter};
 
 #[derive(FromRow)]
 struct UserRow {
@@ -45,19 +25,6 @@ struct UserRow {
     token_version: i64,
     locked_until: Option<i64>,
     password_changed_at: Option<i64>,
-}
-
-/// A user to create, every field already parsed.
-#[derive(Debug, Clone)]
-pub struct NewUser {
-    pub username: Username,
-    pub email: Email,
-    pub full_name: Option<FullName>,
-    pub password_hash: String,
-    pub is_active: bool,
-    pub empleado_id: Option<i64>,
-    pub permissions: Permissions,
-    pub roles: Roles,
 }
 
 /// The columns of [`UserRow`], spliced into each `SELECT` at compile time.
@@ -143,26 +110,16 @@ macro_rules! audited {
     };
 }
 
-/// Which users to list, newest first.
-#[derive(Debug, Clone, Default)]
-pub struct UserFilter {
-    pub active: Option<bool>,
-    pub role: Option<String>,
-    /// Keyset cursor: only users with a smaller id.
-    pub before_id: Option<i64>,
-    pub limit: i64,
-}
-
 fn user_of(row: UserRow, roles: Vec<String>) -> User {
     User {
         id: row.id,
-        username: row.username,
-        email: row.email,
-        full_name: row.full_name,
+        username: Username::from_stored(row.username),
+        email: Email::from_stored(row.email),
+        full_name: row.full_name.map(FullName::from_stored),
         password_hash: row.password_hash,
         is_active: row.is_active,
         empleado_id: row.empleado_id,
-        permissions: row.permissions.0,
+        permissions: Permissions::from_stored(row.permissions.0),
         roles: Roles::from_stored(roles),
         token_version: row.token_version,
         locked_until: row.locked_until,

@@ -37,13 +37,15 @@ pub use self::{
     keys::{ServerSecret, SigningKey},
     source::{Revision, Source},
 };
+/// The URL of a tenant's database, as registry entries hold it (secrets masked in logs).
+pub use crate::store::DatabaseUrl;
 
 use crate::{
     cluster::{Event, Redis},
     config::{SecuritySettings, Settings},
     domain::{RoleGrants, Scope, TenantId},
     store::{
-        DatabaseUrl, PoolSettings, Store, StoreError,
+        PoolSettings, Store, StoreError,
         audit::{AuditType, NewAuditEvent},
     },
 };

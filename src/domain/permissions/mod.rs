@@ -80,8 +80,8 @@ const QF: [Permission; 4] = [
 #[derive(Clone, Copy, Debug)]
 pub struct Holder<'a> {
     pub roles: &'a Roles,
-    /// The stored overrides object (`{"icsr": {"delete": false}}`); `Value::Null` for none.
-    pub overrides: &'a Value,
+    /// The user's overrides (`{"icsr": {"delete": false}}`); empty for none.
+    pub overrides: &'a Permissions,
 }
 
 /// One scope's role definitions: role name to the permissions it grants (`admin` is implicit).
@@ -139,13 +139,13 @@ impl RoleGrants {
     }
 
     /// Whether a user with `roles` and `overrides` may do `permission`.
-    pub fn allows(&self, roles: &Roles, overrides: &Value, permission: Permission) -> bool {
+    pub fn allows(&self, roles: &Roles, overrides: &Permissions, permission: Permission) -> bool {
         self.decide(roles, overrides, permission.module, permission.action)
     }
 
     /// The override when there is one, else whether any of the roles grants it.
-    fn decide(&self, roles: &Roles, overrides: &Value, module: &str, action: &str) -> bool {
-        match lookup(overrides, module, action) {
+    fn decide(&self, roles: &Roles, overrides: &Permissions, module: &str, action: &str) -> bool {
+        match lookup_map(overrides.as_map(), module, action) {
             Some(allowed) => allowed,
             None => self.role_grants(roles, module, action),
         }
@@ -180,14 +180,12 @@ impl RoleGrants {
             for_each_action(granted.as_map(), &mut mention);
         }
         for overrides in [caller.overrides, holder.overrides] {
-            if let Some(overrides) = overrides.as_object() {
-                for_each_action(overrides, &mut mention);
-            }
+            for_each_action(overrides.as_map(), &mut mention);
         }
         actions
             .into_iter()
             .filter(|(module, action)| {
-                let held = lookup(holder.overrides, module, action) == Some(true)
+                let held = lookup_map(holder.overrides.as_map(), module, action) == Some(true)
                     || self.role_grants(holder.roles, module, action);
                 held && !self.decide(caller.roles, caller.overrides, module, action)
             })
@@ -197,7 +195,7 @@ impl RoleGrants {
 
     /// The full permissions object of a user with `roles` and `overrides`: every action this
     /// server, the scope's roles or the overrides name, each `true` or `false`.
-    pub fn effective(&self, roles: &Roles, overrides: &Value) -> PermissionMap {
+    pub fn effective(&self, roles: &Roles, overrides: &Permissions) -> PermissionMap {
         let mut map = PermissionMap::new();
         let mut mention = |module: &str, action: &str| {
             map.entry(module.to_owned())
@@ -210,9 +208,7 @@ impl RoleGrants {
         for granted in self.0.values() {
             for_each_action(granted.as_map(), &mut mention);
         }
-        if let Some(overrides) = overrides.as_object() {
-            for_each_action(overrides, &mut mention);
-        }
+        for_each_action(overrides.as_map(), &mut mention);
         for (module, actions) in &mut map {
             for (action, allowed) in actions.iter_mut() {
                 *allowed = self.decide(roles, overrides, module, action);
@@ -232,205 +228,9 @@ fn for_each_action(map: &Map<String, Value>, f: &mut impl FnMut(&str, &str)) {
     }
 }
 
-fn lookup(value: &Value, module: &str, action: &str) -> Option<bool> {
-    lookup_map(value.as_object()?, module, action)
-}
-
 fn lookup_map(map: &Map<String, Value>, module: &str, action: &str) -> Option<bool> {
     map.get(module)?.get(action)?.as_bool()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn roles(names: &[&str]) -> Roles {
-        Roles::new(
-            names
-                .iter()
-                .map(|n| Role::parse(n).expect("role"))
-                .collect(),
-        )
-        .expect("roles")
-    }
-
-    #[test]
-    fn admin_may_do_everything_and_qf_what_the_issue_lists() {
-        let grants = RoleGrants::default();
-        let none = json!({});
-        for p in Permission::CATALOGUE {
-            assert!(grants.allows(&roles(&["admin"]), &none, p), "{p}");
-        }
-        let qf = roles(&["qf"]);
-        assert!(grants.allows(&qf, &none, Permission::ICSR_EDIT));
-        assert!(grants.allows(&qf, &none, Permission::REPORTS_GENERATE));
-        assert!(!grants.allows(&qf, &none, Permission::ICSR_DELETE));
-        assert!(!grants.allows(&qf, &none, Permission::USERS_MANAGE));
-        assert!(!grants.allows(&roles(&[]), &none, Permission::ICSR_VIEW));
-        assert!(!grants.allows(&roles(&["unknown"]), &none, Permission::ICSR_VIEW));
-    }
-
-    #[test]
-    fn overrides_grant_and_withdraw_action_by_action() {
-        let grants = RoleGrants::default();
-        let overrides = json!({"icsr": {"delete": true, "edit": false}});
-        let qf = roles(&["qf"]);
-        assert!(grants.allows(&qf, &overrides, Permission::ICSR_DELETE));
-        assert!(!grants.allows(&qf, &overrides, Permission::ICSR_EDIT));
-        assert!(grants.allows(&qf, &overrides, Permission::ICSR_VIEW));
-        let admin_without_delete = json!({"icsr": {"delete": false}});
-        assert!(!grants.allows(
-            &roles(&["admin"]),
-            &admin_without_delete,
-            Permission::ICSR_DELETE
-        ));
-    }
-
-    #[test]
-    fn the_effective_map_names_every_action_and_matches_allows() {
-        let definitions = BTreeMap::from([(
-            "evaluator".to_owned(),
-            BTreeMap::from([(
-                "signals".to_owned(),
-                BTreeMap::from([("assess".to_owned(), true)]),
-            )]),
-        )]);
-        let grants = RoleGrants::with_definitions(&definitions).expect("valid");
-        let overrides = json!({"reports": {"generate": false}, "labels": {"print": true}});
-        let user = roles(&["qf", "evaluator"]);
-        let map = grants.effective(&user, &overrides);
-        assert!(map["icsr"]["view"]);
-        assert!(!map["icsr"]["delete"]);
-        assert!(!map["reports"]["generate"]);
-        assert!(map["signals"]["assess"]);
-        assert!(map["labels"]["print"]);
-        assert!(!map["users"]["manage"]);
-        for p in Permission::CATALOGUE {
-            assert_eq!(
-                map[p.module][p.action],
-                grants.allows(&user, &overrides, p),
-                "{p}"
-            );
-        }
-        let admin = grants.effective(&roles(&["admin"]), &json!({}));
-        assert!(admin.values().all(|actions| actions.values().all(|a| *a)));
-        assert!(admin["signals"]["assess"]);
-    }
-
-    #[test]
-    fn lacking_weighs_the_caller_after_overrides_and_the_holder_by_roles_and_grants() {
-        let definitions = BTreeMap::from([(
-            "helpdesk".to_owned(),
-            BTreeMap::from([(
-                "users".to_owned(),
-                BTreeMap::from([("manage".to_owned(), true)]),
-            )]),
-        )]);
-        let grants = RoleGrants::with_definitions(&definitions).expect("valid");
-        let (admin, qf, helpdesk) = (roles(&["admin"]), roles(&["qf"]), roles(&["helpdesk"]));
-        let none = json!({});
-        fn holder<'a>(roles: &'a Roles, overrides: &'a Value) -> Holder<'a> {
-            Holder { roles, overrides }
-        }
-
-        // A full admin lacks nothing anyone holds, even actions only an override names.
-        let labels = json!({"labels": {"print": true}});
-        assert!(
-            grants
-                .lacking(holder(&admin, &none), holder(&qf, &labels))
-                .is_empty()
-        );
-        assert!(
-            grants
-                .lacking(holder(&admin, &none), holder(&admin, &none))
-                .is_empty()
-        );
-
-        // An admin whose users actions were withdrawn lacks them against any admin.
-        let no_users = json!({"users": {"view": false, "manage": false}});
-        assert_eq!(
-            grants.lacking(holder(&admin, &no_users), holder(&admin, &none)),
-            ["users.manage", "users.view"]
-        );
-        // An admin holds every action of every module, those the caller's overrides name too.
-        assert_eq!(
-            grants.lacking(
-                holder(&admin, &json!({"labels": {"print": false}})),
-                holder(&admin, &none)
-            ),
-            ["labels.print"]
-        );
-
-        // A helpdesk lacks what a qf holds; a qf with users.manage lacks an admin's extras.
-        assert_eq!(
-            grants.lacking(holder(&helpdesk, &none), holder(&qf, &none)),
-            ["icsr.edit", "icsr.view", "reports.generate", "reports.view"]
-        );
-        let qf_manager = json!({"users": {"manage": true}});
-        assert_eq!(
-            grants.lacking(holder(&qf, &qf_manager), holder(&admin, &none)),
-            ["audit.view", "icsr.delete", "users.view"]
-        );
-        assert!(
-            grants
-                .lacking(holder(&qf, &qf_manager), holder(&qf, &none))
-                .is_empty()
-        );
-        assert!(
-            grants
-                .lacking(holder(&qf, &qf_manager), holder(&helpdesk, &none))
-                .is_empty()
-        );
-
-        // The holder holds its roles' grants even where an override withdraws them here, and
-        // `true` overrides; `false` overrides grant nothing.
-        let neutered = json!({"icsr": {"view": false, "edit": false}, "reports": {"view": false, "generate": false}});
-        assert_eq!(
-            grants
-                .lacking(holder(&helpdesk, &none), holder(&qf, &neutered))
-                .len(),
-            4
-        );
-        let withdrawn_only = json!({"audit": {"view": false}});
-        assert!(
-            grants
-                .lacking(
-                    holder(&helpdesk, &none),
-                    holder(&roles(&[]), &withdrawn_only)
-                )
-                .is_empty()
-        );
-        assert_eq!(
-            grants.lacking(
-                holder(&helpdesk, &none),
-                holder(&roles(&[]), &json!({"audit": {"view": true}}))
-            ),
-            ["audit.view"]
-        );
-        assert!(
-            grants
-                .lacking(holder(&helpdesk, &none), holder(&roles(&[]), &Value::Null))
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn admin_cannot_be_redefined_and_definitions_are_checked() {
-        let bad = |name: &str| {
-            BTreeMap::from([(
-                name.to_owned(),
-                BTreeMap::from([(
-                    "icsr".to_owned(),
-                    BTreeMap::from([("view".to_owned(), true)]),
-                )]),
-            )])
-        };
-        assert!(RoleGrants::with_definitions(&bad("admin")).is_err());
-        assert!(RoleGrants::with_definitions(&bad("Not A Role")).is_err());
-        let qf_view_only = RoleGrants::with_definitions(&bad("qf")).expect("qf may be redefined");
-        assert!(!qf_view_only.allows(&roles(&["qf"]), &json!({}), Permission::ICSR_EDIT));
-        assert!(qf_view_only.knows("qf") && qf_view_only.knows("admin"));
-        assert!(!qf_view_only.knows("evaluator"));
-    }
-}
+mod tests;
