@@ -5,6 +5,7 @@
 pub mod icsr;
 mod password;
 mod tenant_id;
+pub mod url_secrets;
 mod user;
 
 pub use password::Password;
