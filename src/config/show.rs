@@ -136,7 +136,7 @@ fn appears_in(text: &str, debug: &str) -> bool {
 /// (percent-decoded, as drivers read them) and any fragment redacted: the masking every other
 /// place that shows a database URL uses.
 fn mask_url(url: &str) -> String {
-    crate::store::masked_url(url, "<redacted>")
+    crate::domain::url_secrets::masked_url(url, "<redacted>")
 }
 
 /// A TOML basic string.

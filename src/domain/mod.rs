@@ -8,6 +8,7 @@ pub mod icsr;
 mod password;
 mod permissions;
 mod tenant_id;
+pub mod url_secrets;
 mod user;
 
 pub use account::{NewUser, User, UserFilter};

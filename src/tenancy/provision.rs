@@ -2,6 +2,8 @@
 //! register it — the registry file is written last, so the server never sees a tenant whose
 //! database is not ready, and any failure undoes what was made.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::{
@@ -9,13 +11,13 @@ use super::{
     file::{self, FileError, Incarnation, SecurityOverrides, TenantFile},
 };
 use crate::{
-    config::{RegistryKind, Settings, sqlite_url},
+    config::{DatabaseSettings, RegistryKind, Settings, sqlite_url},
     domain::{
         Email, FullName, Invalid, Permissions, Role, Roles, TenantId, Username,
         icsr::{self, Age, CaseFields, CaseStatus, Patient, Reaction, Seriousness, Sex},
     },
     store::{
-        self, DatabaseUrl, PoolSettings, Provisioned, Store, StoreError,
+        self, DatabaseUrl, PoolLimits, PoolSettings, Provisioned, Store, StoreError,
         audit::{AuditType, NewAuditEvent},
         users::NewUser,
     },
@@ -155,6 +157,22 @@ pub async fn open_or_create(url: &DatabaseUrl, pools: &PoolSettings) -> Result<S
             .await
             .map(|(store, _)| store),
         Err(e) => Err(e),
+    }
+}
+
+/// The store's pool settings from the configuration's `[database]` section, made where the
+/// settings meet the store (the store knows nothing of the configuration, nor it of the store):
+/// `PoolSettings::from(&settings.database)`.
+impl From<&DatabaseSettings> for PoolSettings {
+    fn from(s: &DatabaseSettings) -> Self {
+        PoolSettings::new(PoolLimits {
+            sqlite_max_connections: s.sqlite_max_connections,
+            postgres_max_connections: s.postgres_max_connections,
+            postgres_connections_per_server: s.postgres_connections_per_server,
+            postgres_idle: Duration::from_secs(s.postgres_idle_seconds),
+            acquire_timeout: Duration::from_secs(s.acquire_timeout_seconds),
+            sqlite_busy_timeout: Duration::from_millis(s.sqlite_busy_timeout_millis),
+        })
     }
 }
 
