@@ -244,20 +244,20 @@ fn new_trace() -> String {
 mod tests {
     use super::*;
     use crate::{
-        domain::{Roles, TenantId},
+        domain::{Email, Permissions, Roles, TenantId, Username},
         tenancy::ServerSecret,
     };
 
     fn user() -> User {
         User {
             id: 123,
-            username: "juan.perez".into(),
-            email: "juan.perez@example.com".into(),
+            username: Username::parse("juan.perez").expect("username"),
+            email: Email::parse("juan.perez@example.com").expect("email"),
             full_name: None,
             password_hash: String::new(),
             is_active: true,
             empleado_id: Some(456),
-            permissions: serde_json::json!({}),
+            permissions: Permissions::default(),
             roles: Roles::from_stored(vec!["qf".into(), "admin".into()]),
             token_version: 3,
             locked_until: None,

@@ -172,7 +172,10 @@ fn lacking_weighs_the_caller_after_overrides_and_the_holder_by_roles_and_grants(
     );
     assert!(
         grants
-            .lacking(holder(&helpdesk, &none), holder(&roles(&[]), &Value::Null))
+            .lacking(
+                holder(&helpdesk, &none),
+                holder(&roles(&[]), &Permissions::default())
+            )
             .is_empty()
     );
 }
