@@ -2,8 +2,9 @@
 //! temporary data directory and talks HTTP to it.
 //!
 //! Backend: SQLite always; Postgres when `VIGIA_TEST_POSTGRES_URL` names a server (e.g.
-//! `postgres://postgres@127.0.0.1:5432`). On Postgres every test gets its own uniquely named
-//! databases (legacy and tenants), dropped when the test's `TestApp` is dropped.
+//! `postgres://postgres@127.0.0.1:5432`); without it the Postgres tests are built ignored (see
+//! `build.rs`). On Postgres every test gets its own uniquely named databases (legacy and
+//! tenants), dropped when the test's `TestApp` is dropped.
 
 use std::{
     io::Read,
@@ -45,12 +46,9 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The Postgres server of the Postgres run, when `VIGIA_TEST_POSTGRES_URL` names one.
-    pub fn postgres() -> Option<Self> {
-        std::env::var("VIGIA_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .map(|u| Self::Postgres(u.trim_end_matches('/').to_owned()))
+    /// The Postgres backend on the server [`postgres_server`] names.
+    pub fn postgres() -> Self {
+        Self::Postgres(postgres_server())
     }
 
     fn postgres_base(&self) -> Option<&str> {
@@ -68,9 +66,23 @@ impl Backend {
     }
 }
 
+/// `postgres://user@host:port` of the server `VIGIA_TEST_POSTGRES_URL` names. A test that calls
+/// this is ignored unless the variable was set when it was built, so it is missing only when the
+/// test was run on purpose (`--ignored`) or its binary by hand: that fails, it never passes.
+pub fn postgres_server() -> String {
+    let url = std::env::var("VIGIA_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .expect(
+            "VIGIA_TEST_POSTGRES_URL is not set: this test needs a PostgreSQL server to create \
+             test databases on (e.g. postgres://postgres@127.0.0.1:5432)",
+        );
+    url.trim_end_matches('/').to_owned()
+}
+
 /// Declares each test twice, `<name>::sqlite` and `<name>::postgres`, passing the backend to
-/// the body. The Postgres variant runs when `VIGIA_TEST_POSTGRES_URL` is set (CI sets it) and
-/// otherwise reports itself skipped.
+/// the body. The Postgres variant is ignored, with the reason, unless `VIGIA_TEST_POSTGRES_URL`
+/// was set when the tests were built (CI sets it; see `build.rs`).
 macro_rules! backend_tests {
     ($( $(#[doc = $doc:literal])* async fn $name:ident($backend:ident) $body:block )*) => {
         $(
@@ -87,11 +99,12 @@ macro_rules! backend_tests {
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(
+                    not(vigia_test_postgres),
+                    ignore = "needs VIGIA_TEST_POSTGRES_URL: a PostgreSQL server to create test databases on"
+                )]
                 async fn postgres() {
-                    match crate::helpers::Backend::postgres() {
-                        Some(backend) => test_body(backend).await,
-                        None => eprintln!("skipped: set VIGIA_TEST_POSTGRES_URL to run on Postgres"),
-                    }
+                    test_body(crate::helpers::Backend::postgres()).await
                 }
             }
         )*
@@ -688,11 +701,16 @@ pub async fn assert_error(resp: Response, status: StatusCode) -> String {
     detail.to_owned()
 }
 
-/// The Redis of the replica and shared-state tests, when `VIGIA_TEST_REDIS_URL` names one.
-pub fn redis_url() -> Option<String> {
+/// The Redis `VIGIA_TEST_REDIS_URL` names, for the replica and shared-state tests (ignored
+/// unless it was set when they were built; missing, it fails the test as in
+/// [`postgres_server`]).
+pub fn redis_url() -> String {
     std::env::var("VIGIA_TEST_REDIS_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())
+        .expect(
+            "VIGIA_TEST_REDIS_URL is not set: this test needs a Redis (e.g. redis://127.0.0.1:6379)",
+        )
 }
 
 /// A Redis key prefix unique to one test; every key under it is deleted on drop.

@@ -1,6 +1,7 @@
 //! Black-box tests: each starts the real server on a random port over a fresh temporary data
 //! directory and talks HTTP to it. The whole suite runs on SQLite, and again on Postgres when
-//! `VIGIA_TEST_POSTGRES_URL` names a server (see `helpers.rs`).
+//! `VIGIA_TEST_POSTGRES_URL` names a server (see `helpers.rs`). A test whose service or tool is
+//! not switched on by its `VIGIA_TEST_…` variable is built ignored, with the reason (`build.rs`).
 
 mod account_authority;
 mod budget;

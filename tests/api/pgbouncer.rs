@@ -4,8 +4,8 @@
 //! prepared statements sqlx leaves on them (PgBouncer's `server_reset_query`, `DISCARD ALL`,
 //! clears them between clients). Transaction mode is not supported: see the README.
 //!
-//! Runs when `VIGIA_TEST_POSTGRES_URL` is set and `pgbouncer` is installed (Debian's package;
-//! CI installs it); otherwise reports itself skipped.
+//! Ignored unless `VIGIA_TEST_POSTGRES_URL` was set when it was built; then it needs `pgbouncer`
+//! (Debian's package; CI installs it) and fails without it.
 
 use std::{
     collections::BTreeSet,
@@ -21,7 +21,7 @@ use sqlx::{Connection, postgres::PgConnectOptions};
 
 use crate::helpers::{
     AppOptions, Backend, PASSWORD, TENANT, TestApp, UserSpec, drop_databases, eventually,
-    spawn_app_with,
+    postgres_server, spawn_app_with,
 };
 
 /// PgBouncer's `default_pool_size`: server connections per database (and user).
@@ -312,15 +312,16 @@ impl Session {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(vigia_test_postgres),
+    ignore = "needs VIGIA_TEST_POSTGRES_URL: a PostgreSQL server to put pgbouncer (Debian's package) in front of"
+)]
 async fn the_whole_flow_works_through_pgbouncer_in_session_mode_over_reused_server_connections() {
-    let Some(Backend::Postgres(real)) = Backend::postgres() else {
-        eprintln!("skipped: set VIGIA_TEST_POSTGRES_URL to run behind PgBouncer");
-        return;
-    };
-    let Some(binary) = pgbouncer_binary() else {
-        eprintln!("skipped: pgbouncer is not installed (Debian: apt-get install pgbouncer)");
-        return;
-    };
+    let real = postgres_server();
+    let binary = pgbouncer_binary().expect(
+        "pgbouncer is not installed (on the PATH or in /usr/sbin): install it (Debian: apt-get \
+         install pgbouncer)",
+    );
     let upstream = PgConnectOptions::from_str(&real).expect("VIGIA_TEST_POSTGRES_URL parses");
     let user = upstream.get_username().to_owned();
     let bouncer = PgBouncer::start(&binary, &upstream).await;

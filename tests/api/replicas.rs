@@ -1,7 +1,8 @@
 //! Three server processes behind no load balancer, sharing one Postgres (legacy database with
 //! the tenant registry, and the tenants' databases) and one Redis — what a deployment of
-//! replicas does. Runs when both `VIGIA_TEST_POSTGRES_URL` and `VIGIA_TEST_REDIS_URL` are set
-//! (CI sets them). Every database and Redis key it makes is named after this run and removed.
+//! replicas does. Ignored unless both `VIGIA_TEST_POSTGRES_URL` and `VIGIA_TEST_REDIS_URL` were
+//! set when it was built (CI sets them). Every database and Redis key it makes is named after
+//! this run and removed.
 
 use std::{
     path::Path,
@@ -14,7 +15,9 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use vigia::store::{self, DatabaseUrl, PoolSettings};
 
-use crate::helpers::{PASSWORD, RedisKeys, SECRET, drop_databases, eventually, redis_url};
+use crate::helpers::{
+    PASSWORD, RedisKeys, SECRET, drop_databases, eventually, postgres_server, redis_url,
+};
 
 const OPERATOR: &str = "operator-token-0123456789abcdef-0123456789";
 const TENANT: &str = "replica-pharma";
@@ -123,13 +126,12 @@ async fn me(client: &Client, replica: &Replica, token: &str) -> StatusCode {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(all(vigia_test_postgres, vigia_test_redis)),
+    ignore = "needs VIGIA_TEST_POSTGRES_URL and VIGIA_TEST_REDIS_URL: the PostgreSQL server and the Redis the three replicas share"
+)]
 async fn three_replicas_share_tenants_tokens_lockouts_and_revocations() {
-    let (Ok(pg_base), Some(redis_url)) = (std::env::var("VIGIA_TEST_POSTGRES_URL"), redis_url())
-    else {
-        eprintln!("skipped: set VIGIA_TEST_POSTGRES_URL and VIGIA_TEST_REDIS_URL");
-        return;
-    };
-    let pg_base = pg_base.trim_end_matches('/').to_owned();
+    let (pg_base, redis_url) = (postgres_server(), redis_url());
     let keys = RedisKeys::new(redis_url.clone());
     let run = format!("{:08x}", rand::random::<u32>());
     let legacy = format!("vigia_t_{run}_legacy");

@@ -1,8 +1,9 @@
 //! Swagger UI as a person uses it, in a real browser against the demo: Authorize through the
 //! OAuth2 password dialog (tenant in `client_id`), then "Try it out" on `GET /api/v1/auth/me`
 //! and `GET /api/v1/icsrs`, reading each 200 response from the page.
-//! Runs when `VIGIA_TEST_BROWSER` is set (CI sets it and installs Debian's `chromium` and
-//! `tests/browser`'s npm packages); the script is `tests/browser/swagger_ui.mjs`. Screenshots
+//! Ignored unless `VIGIA_TEST_BROWSER` was set when it was built (CI sets it and installs
+//! Debian's `chromium` and `tests/browser`'s npm packages); then it fails, naming what to
+//! install, when one of them is missing. The script is `tests/browser/swagger_ui.mjs`. Screenshots
 //! are left at `target/test-artifacts/swagger-ui.png` (the whole page) and `swagger-ui-me.png`
 //! (the `/me` operation with its response; `openapi/swagger-ui.png` is a copy).
 
@@ -13,13 +14,28 @@ use serde_json::Value;
 use crate::helpers::{AppOptions, Backend, PASSWORD, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(vigia_test_browser),
+    ignore = "needs VIGIA_TEST_BROWSER: node, `npm ci --prefix tests/browser` and Debian's chromium"
+)]
 async fn swagger_ui_authorizes_with_the_tenant_as_client_id_and_calls_me() {
-    if std::env::var_os("VIGIA_TEST_BROWSER").is_none() {
-        eprintln!(
-            "skipped: set VIGIA_TEST_BROWSER (needs node, `npm ci --prefix tests/browser` and chromium)"
-        );
-        return;
-    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The prerequisites first, so that their absence reads as such rather than as the script's
+    // failure.
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .is_dir(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser`"
+    );
+    let chromium = std::env::var_os("CHROMIUM")
+        .filter(|path| !path.is_empty())
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    assert!(
+        chromium.is_file(),
+        "no Chromium at {} (the script's $CHROMIUM or its default): install it (Debian: apt-get \
+         install chromium)",
+        chromium.display()
+    );
     let app = spawn_app_with(AppOptions {
         backend: Backend::Sqlite,
         fixture: false,
@@ -27,7 +43,6 @@ async fn swagger_ui_authorizes_with_the_tenant_as_client_id_and_calls_me() {
     })
     .await;
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let artifacts = root.join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).expect("target/test-artifacts");
     let screenshot = artifacts.join("swagger-ui.png");

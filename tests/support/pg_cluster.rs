@@ -55,7 +55,7 @@ fn free_port() -> std::io::Result<u16> {
 
 impl PgCluster {
     /// Starts a fresh cluster with `max_connections` (a stock install has 100); `None` when
-    /// PostgreSQL's server binaries are not installed (the caller reports itself skipped).
+    /// PostgreSQL's server binaries are not installed (a test then fails saying so).
     pub fn start(max_connections: u32) -> Option<std::io::Result<Self>> {
         let bin = postgres_bin()?;
         Some(Self::start_with(bin, max_connections))
