@@ -1,28 +1,40 @@
 //! Vigia identity core: the multi-tenant authentication server of the Vigia pharmacovigilance
 //! platform. Every other Vigia module trusts the tokens issued here.
 //!
-//! A guided tour, from the edge inwards (arrows point one way: `api` → `auth`, `tenancy` →
-//! `store` → `domain`):
+//! The layers, from the edge inwards; an arrow is "may import", and none points back up
+//! (`tests/api/layers.rs` fails on one that does):
+//!
+//! ```text
+//!   cli, startup ──► api ──► accounts, icsrs ──► auth ──► error ──► tenancy ──► store ──► domain
+//!   (poem only in cli, startup and api)
+//!   beside them, for every layer that needs them: config → domain; cluster (Redis) → config;
+//!   metrics → store; telemetry → config
+//! ```
 //!
 //! - [`cli`]: the `vigia` command line (serve, tenant, user, migrate, openapi, config show).
-//! - [`config`]: layered settings (`vigia.toml`, then `VIGIA__SECTION__KEY`); unknown keys
-//!   refused; where each value came from; secrets redacted.
-//! - [`startup`]: [`startup::Application`] binds first, then serves until told to stop;
-//!   [`startup::connections`] is the HTTP/1.1 connection loop with its header and keep-alive
-//!   deadlines.
-//! - [`api`]: the poem-openapi handlers, the bearer security scheme and the spec.
-//! - [`error`]: the one error type and its single mapping to HTTP `{"detail": …}` responses.
-//! - [`auth`]: argon2id hashing on a bounded pool shared fairly between tenants, per-tenant
-//!   HS256 keys, token issue/verify,
-//!   the authenticated principal, permissions (role grants merged with user overrides) and
-//!   account administration.
-//! - [`icsrs`]: the ICSR flows: permission checks, optimistic concurrency, audited writes.
-//! - [`tenancy`]: the registry that maps a [`tenancy::Scope`] (legacy or a tenant) to its
-//!   database and keys, with bounded caches; provisioning and the development demo.
+//! - [`startup`]: [`startup::Application`] builds the services, binds first, then serves until
+//!   told to stop; [`startup::connections`] is the HTTP/1.1 connection loop with its header
+//!   and keep-alive deadlines.
+//! - [`api`]: the poem-openapi handlers, the bearer security scheme, the `X-Tenant` header, the
+//!   spec, and the one mapping of errors to HTTP ([`api::error`]).
+//! - The services, peers with one shape (a struct built once, methods taking the caller's
+//!   [`auth::Principal`]): [`auth`] (log in, check a token, change one's password, log out;
+//!   argon2id on a bounded pool shared fairly between tenants, per-tenant HS256 keys, the
+//!   identity caches and throttling), [`accounts`] (account administration, password reset,
+//!   the audit trail) and [`icsrs`] (cases: permission checks, optimistic concurrency,
+//!   audited writes). They return [`error::Error`].
+//! - [`tenancy`]: the registry that maps a [`domain::Scope`] (legacy or a tenant) to its
+//!   handle — keys, policy, role grants and pool — with bounded caches; provisioning and the
+//!   development demo.
 //! - [`store`]: `Store` over SQLite or Postgres pools (Postgres connections within one budget
-//!   per database server, `store::budget`); one module per aggregate; migrations.
-//! - [`domain`]: identifiers and values parsed once at the boundary (`TenantId`, `Email`, …).
-//! - [`telemetry`]: tracing subscriber set-up; [`metrics`]: the Prometheus registry.
+//!   per database server, `store::budget`); one module per aggregate; migrations. Rows become
+//!   domain values here and nowhere else.
+//! - [`domain`]: values parsed once at the boundary (`TenantId`, `Email`, the `User`, role
+//!   grants and permissions, audit records, ICSR fields); nothing in it knows HTTP or SQL.
+//! - [`config`]: layered settings (`vigia.toml`, then `VIGIA__SECTION__KEY`); unknown keys
+//!   refused; where each value came from; secrets redacted. [`cluster`]: the replicas' shared
+//!   state in Redis. [`telemetry`]: the log line format and its batched writer;
+//!   [`metrics`]: the Prometheus registry.
 
 pub mod accounts;
 pub mod api;

@@ -1,7 +1,7 @@
 //! `/api/v1/users…`: a tenant's administrators manage its accounts. Every operation acts on
 //! the caller's own scope (the one the token was verified for) and demands `users.view` or
 //! `users.manage`; no change reaches beyond the caller's own authority (the rule of
-//! `auth::accounts`); every change is audited with its old and new values.
+//! `accounts::authority`); every change is audited with its old and new values.
 
 use std::sync::Arc;
 

@@ -31,7 +31,7 @@ pub struct TenantFile {
     #[serde(default, skip_serializing_if = "SecurityOverrides::is_empty")]
     pub security: SecurityOverrides,
     /// Role definitions beyond (or replacing) the built-in ones: `[roles.<name>]` tables of
-    /// modules to `{ action = true }`; see `auth::permissions`.
+    /// modules to `{ action = true }`; see `domain::permissions`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub roles: RoleDefinitions,
     /// This registration's identity: random, written once by `vigia tenant create`, and folded

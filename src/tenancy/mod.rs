@@ -18,7 +18,10 @@
 //!   (say `active = false`) takes effect without a restart.
 
 pub mod file;
+mod handle;
 pub mod keys;
+mod policy;
+mod pools;
 pub mod provision;
 pub mod source;
 
@@ -27,145 +30,31 @@ use std::{
         Arc,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use moka::{future::Cache, sync::Cache as SyncCache};
+use moka::future::Cache;
 
 pub use self::{
     file::{Incarnation, SecurityOverrides, TenantFile},
+    handle::Tenant,
     keys::{ServerSecret, SigningKey},
+    policy::SecurityPolicy,
     source::{Revision, Source},
 };
+use self::{handle::Database, pools::Pools};
 /// The URL of a tenant's database, as registry entries hold it (secrets masked in logs).
 pub use crate::store::DatabaseUrl;
 
 use crate::{
     cluster::{Event, Redis},
-    config::{SecuritySettings, Settings},
+    config::Settings,
     domain::{RoleGrants, Scope, TenantId},
     store::{
-        PoolSettings, Store, StoreError,
+        PoolSettings, StoreError,
         audit::{AuditType, NewAuditEvent},
     },
 };
-
-/// A scope's security policy: the server's `[security]` keys with the tenant's overrides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecurityPolicy {
-    pub lockout_threshold: u32,
-    /// Seconds.
-    pub lockout_window: i64,
-    /// Seconds.
-    pub lockout_duration: i64,
-    pub password_min_length: usize,
-    /// 0 = passwords never expire.
-    pub password_max_age_days: u32,
-}
-
-impl SecurityPolicy {
-    pub fn new(server: &SecuritySettings, tenant: &SecurityOverrides) -> Self {
-        Self {
-            lockout_threshold: tenant
-                .lockout_threshold
-                .unwrap_or(server.lockout_threshold)
-                .max(1),
-            lockout_window: 60
-                * i64::from(
-                    tenant
-                        .lockout_window_minutes
-                        .unwrap_or(server.lockout_window_minutes)
-                        .max(1),
-                ),
-            lockout_duration: 60
-                * i64::from(
-                    tenant
-                        .lockout_minutes
-                        .unwrap_or(server.lockout_minutes)
-                        .max(1),
-                ),
-            password_min_length: tenant
-                .password_min_length
-                .unwrap_or(server.password_min_length)
-                .max(crate::domain::Password::MIN_CHARS),
-            password_max_age_days: tenant
-                .password_max_age_days
-                .unwrap_or(server.password_max_age_days),
-        }
-    }
-}
-
-/// What every handle of the registry shares: the open pools, and the clock by which a handle
-/// knows when to check its entry again.
-struct Pools {
-    settings: PoolSettings,
-    /// Open databases by URL and registration (a tenant registered again never gets its
-    /// predecessor's pool, which may hold a removed file open): bounded by
-    /// `pool_cache_capacity`, idle ones dropped.
-    open: Cache<String, Store>,
-    /// URLs this process has migrated, so reopening an evicted pool skips the check.
-    migrated: SyncCache<String, ()>,
-    /// The clock of `checked_at`.
-    epoch: Instant,
-    /// How long a tenant handle is used before its file is checked again, in milliseconds.
-    recheck: u64,
-}
-
-impl Pools {
-    fn new(settings: &Settings, pool_settings: PoolSettings) -> Self {
-        Self {
-            epoch: Instant::now(),
-            recheck: settings.tenants.recheck_millis,
-            settings: pool_settings,
-            open: Cache::builder()
-                .name("tenant-pools")
-                .max_capacity(settings.tenants.pool_cache_capacity)
-                .time_to_idle(Duration::from_secs(
-                    settings.tenants.pool_idle_seconds.max(1),
-                ))
-                .build(),
-            migrated: SyncCache::builder().max_capacity(1_000_000).build(),
-        }
-    }
-
-    /// The open pool of `url` (registered as `incarnation`), opening (and, once per process,
-    /// migrating) it when needed.
-    async fn pool(
-        &self,
-        url: &DatabaseUrl,
-        incarnation: Option<Incarnation>,
-    ) -> Result<Store, StoreError> {
-        let key = match incarnation {
-            Some(incarnation) => format!("{incarnation}#{}", url.expose()),
-            None => url.expose().to_owned(),
-        };
-        let entry = self
-            .open
-            .entry(key.clone())
-            .or_try_insert_with(async {
-                let store = if self.migrated.contains_key(&key) {
-                    Store::connect(url, &self.settings).await?
-                } else {
-                    Store::open(url, &self.settings).await?
-                };
-                self.migrated.insert(key.clone(), ());
-                Ok::<_, StoreError>(store)
-            })
-            .await
-            .map_err(|e| (*e).clone())?;
-        if entry.is_fresh() {
-            // Evict over-capacity pools now rather than at the cache's next maintenance, so
-            // open files stay within the bound.
-            self.open.run_pending_tasks().await;
-        }
-        Ok(entry.into_value())
-    }
-
-    /// Milliseconds since this process's registry was made.
-    fn now_millis(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-}
 
 /// Why a scope could not be served.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -179,77 +68,6 @@ pub enum TenancyError {
     /// The entry exists but cannot be used (malformed file or URL); the message says why.
     #[error("tenant registry entry unusable: {0}")]
     Broken(String),
-}
-
-/// Where a scope's database comes from.
-enum Database {
-    /// The legacy database: always open.
-    Fixed(Store),
-    /// A tenant's: from the shared pool cache, opened on demand.
-    Pooled,
-}
-
-/// One scope's handle: what every request of that scope needs, resolved once and cached.
-pub struct Tenant {
-    pub scope: Scope,
-    pub active: bool,
-    /// Derived once from the server secret; the hot path is then one HMAC per token.
-    pub key: SigningKey,
-    pub policy: SecurityPolicy,
-    /// What each role may do here.
-    pub roles: RoleGrants,
-    database: Database,
-    pools: Arc<Pools>,
-    /// Set when the registry drops this handle: whoever still holds it must resolve again.
-    retired: AtomicBool,
-    /// The tenant's database (masked in logs).
-    pub database_url: DatabaseUrl,
-    /// The registration this handle was loaded from (`None`: legacy, or an entry written
-    /// before registrations had one).
-    pub incarnation: Option<Incarnation>,
-    /// The entry's revision when loaded (`None`: legacy); a change means reload.
-    revision: Option<Revision>,
-    /// When the file was last checked, in milliseconds since the registry's epoch.
-    checked_at: AtomicU64,
-}
-
-impl std::fmt::Debug for Tenant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tenant")
-            .field("scope", &self.scope)
-            .field("active", &self.active)
-            .field("database_url", &self.database_url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Tenant {
-    /// The scope's database, opened if it is not.
-    pub async fn store(&self) -> Result<Store, StoreError> {
-        match &self.database {
-            Database::Fixed(store) => Ok(store.clone()),
-            Database::Pooled => self.pools.pool(&self.database_url, self.incarnation).await,
-        }
-    }
-
-    /// Whether the registry would still hand out this handle: not dropped, and its entry
-    /// checked within `tenants.recheck_millis` (the legacy scope has no entry to check).
-    pub fn is_current(&self) -> bool {
-        match self.scope {
-            Scope::Legacy => true,
-            Scope::Tenant(_) => !self.retired.load(Ordering::SeqCst) && self.fresh(),
-        }
-    }
-
-    /// Whether the handle was checked against its source within `recheck`.
-    fn fresh(&self) -> bool {
-        let checked = self.checked_at.load(Ordering::Relaxed);
-        self.pools.now_millis().saturating_sub(checked) < self.pools.recheck
-    }
-
-    fn retire(&self) {
-        self.retired.store(true, Ordering::SeqCst);
-    }
 }
 
 /// Removes `id`'s handle from the registry's cache and retires it at once, not whenever the

@@ -12,6 +12,7 @@ mod demo;
 mod errors;
 mod helpers;
 mod icsrs;
+mod layers;
 mod login;
 mod observability;
 mod operations;

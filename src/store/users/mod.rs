@@ -55,23 +55,6 @@ const UPGRADE_HASH: &str =
     "UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3";
 /// Activation changes revoke every token issued before them.
 const SET_ACTIVE: &str = "UPDATE users SET is_active = $1, updated_at = $2, token_version = token_version + 1 WHERE id = $3";
-/// Reserves one login attempt before the password is checked: atomically counts it in the
-/// current window (a new window once the old one or a lock has expired) and refuses, by
-/// returning no row, while the account is locked. Every SET expression sees the old row.
-const RESERVE_ATTEMPT: &str = "UPDATE users SET \
-     failed_logins = CASE WHEN failed_window_start IS NULL OR failed_window_start <= $1 \
-         OR (locked_until IS NOT NULL AND locked_until <= $2) THEN 1 ELSE failed_logins + 1 END, \
-     failed_window_start = CASE WHEN failed_window_start IS NULL OR failed_window_start <= $1 \
-         OR (locked_until IS NOT NULL AND locked_until <= $2) THEN $2 ELSE failed_window_start END, \
-     locked_until = CASE WHEN locked_until IS NOT NULL AND locked_until <= $2 THEN NULL ELSE locked_until END \
-     WHERE id = $3 AND (locked_until IS NULL OR locked_until <= $2) \
-     RETURNING failed_logins";
-const LOCKED_UNTIL: &str = "SELECT locked_until FROM users WHERE id = $1";
-const LOCK: &str = "UPDATE users SET locked_until = $1 WHERE id = $2";
-/// Gives back an attempt reserved for a password that was never checked (hashing refused).
-const RELEASE_ATTEMPT: &str = "UPDATE users SET failed_logins = failed_logins - 1 \
-     WHERE id = $1 AND failed_logins > 0 AND locked_until IS NULL";
-const CLEAR_FAILURES: &str = "UPDATE users SET failed_logins = 0, failed_window_start = NULL, locked_until = NULL WHERE id = $1";
 const INSERT: &str = "INSERT INTO users \
      (username, email, full_name, password_hash, is_active, empleado_id, permissions, created_at, updated_at, password_changed_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id";
@@ -305,62 +288,6 @@ impl Store {
             .rows_affected())
     }
 
-    /// Reserves a login attempt (see [`RESERVE_ATTEMPT`]): the attempt's number within the
-    /// window, or `None` while the account is locked.
-    pub async fn reserve_login_attempt(
-        &self,
-        user_id: i64,
-        now: i64,
-        window_seconds: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let count: Option<i64> = with_conn!(self, conn => sqlx::query_scalar(RESERVE_ATTEMPT)
-            .bind(now - window_seconds)
-            .bind(now)
-            .bind(user_id)
-            .fetch_optional(conn)
-            .await?);
-        Ok(count)
-    }
-
-    /// When the account's lock ends (Unix seconds), if it is locked.
-    pub async fn locked_until(&self, user_id: i64) -> Result<Option<i64>, StoreError> {
-        let until: Option<Option<i64>> = with_conn!(self, conn => sqlx::query_scalar(LOCKED_UNTIL)
-            .bind(user_id)
-            .fetch_optional(conn)
-            .await?);
-        Ok(until.flatten())
-    }
-
-    /// Locks the account until `until` (Unix seconds), recording `event`.
-    pub async fn lock_user(
-        &self,
-        user_id: i64,
-        until: i64,
-        event: &NewAuditEvent,
-    ) -> Result<(), StoreError> {
-        audited!(self, event, tx => sqlx::query(LOCK).bind(until).bind(user_id).execute(&mut *tx).await?.rows_affected())
-    }
-
-    /// Gives back an attempt [`Self::reserve_login_attempt`] reserved, when the password was
-    /// never checked (the hashing queue refused it): a refusal is not a wrong guess.
-    pub async fn release_login_attempt(&self, user_id: i64) -> Result<(), StoreError> {
-        with_conn!(self, conn => sqlx::query(RELEASE_ATTEMPT)
-            .bind(user_id)
-            .execute(conn)
-            .await
-            .map(drop)?);
-        Ok(())
-    }
-
-    /// Clears failed attempts and any lock, recording `event` (a successful login, an unlock).
-    pub async fn clear_login_failures(
-        &self,
-        user_id: i64,
-        event: &NewAuditEvent,
-    ) -> Result<(), StoreError> {
-        audited!(self, event, tx => sqlx::query(CLEAR_FAILURES).bind(user_id).execute(&mut *tx).await?.rows_affected())
-    }
-
     /// Creates a user and its roles in one transaction; `Conflict` when the username or the
     /// e-mail is taken (case-insensitively).
     ///
@@ -418,38 +345,6 @@ impl Store {
     }
 }
 
+mod attempts;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sqlx::sqlite::SqlitePoolOptions;
-
-    #[tokio::test]
-    async fn queries_use_the_case_insensitive_indexes() {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .expect("in-memory SQLite");
-        let store = Store::Sqlite(pool.clone());
-        store.migrate().await.expect("migrations apply");
-        for (sql, index) in [
-            (BY_LOGIN, "users_username_ci"),
-            (BY_LOGIN, "users_email_ci"),
-            (BY_EMAIL, "users_email_ci"),
-        ] {
-            let plan: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                    .bind("x")
-                    .fetch_all(&pool)
-                    .await
-                    .expect("plan");
-            let text = plan
-                .iter()
-                .map(|r| r.3.as_str())
-                .collect::<Vec<_>>()
-                .join("\n");
-            assert!(text.contains(index), "{sql}\nplan:\n{text}");
-            assert!(!text.contains("SCAN users"), "{sql} scans:\n{text}");
-        }
-    }
-}
+mod tests;
