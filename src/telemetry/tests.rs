@@ -10,9 +10,9 @@ use super::{BatchWriter, LineFormat, must_escape, writer::lock};
 
 /// A sink the test can read back.
 #[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
+struct CapturedOutput(Arc<Mutex<Vec<u8>>>);
 
-impl Write for Shared {
+impl Write for CapturedOutput {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         lock(&self.0).extend_from_slice(buf);
         Ok(buf.len())
@@ -24,7 +24,7 @@ impl Write for Shared {
 
 #[test]
 fn lines_arrive_in_order_without_loss_and_the_guard_writes_the_rest() {
-    let sink = Shared::default();
+    let sink = CapturedOutput::default();
     let (writer, guard) = BatchWriter::spawn(Box::new(sink.clone()));
     let threads: Vec<_> = (0..4)
         .map(|t| {
@@ -74,7 +74,7 @@ fn one_line(format: LineFormat) -> String {
 
 /// What `format` writes for the events `emit` makes; `ansi` as at a terminal.
 fn written(format: LineFormat, ansi: bool, emit: impl FnOnce()) -> String {
-    let sink = Shared::default();
+    let sink = CapturedOutput::default();
     let writer = {
         let sink = sink.clone();
         move || sink.clone()
@@ -140,7 +140,7 @@ fn a_guard_dropped_at_once_never_hangs_and_first_lines_are_never_stranded() {
         let done = done.clone();
         std::thread::spawn(move || {
             for i in 0..1_050 {
-                let sink = Shared::default();
+                let sink = CapturedOutput::default();
                 let (mut writer, guard) = BatchWriter::spawn(Box::new(sink.clone()));
                 if i >= 1_000 {
                     writer.write_all(b"first\n").expect("written");
@@ -168,7 +168,7 @@ fn a_guard_dropped_at_once_never_hangs_and_first_lines_are_never_stranded() {
 
 #[test]
 fn a_line_is_written_soon_without_further_lines() {
-    let sink = Shared::default();
+    let sink = CapturedOutput::default();
     let (mut writer, _guard) = BatchWriter::spawn(Box::new(sink.clone()));
     writer.write_all(b"alone\n").expect("written");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
