@@ -4,16 +4,12 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::{
-    Object, OpenApi,
-    param::{Header, Query},
-    payload::Json,
-};
+use poem_openapi::{Object, OpenApi, param::Query, payload::Json};
 use serde_json::Value;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::error::ApiError;
-use super::{ApiTags, AppState, security::BearerAuth};
+use super::{ApiTags, AppState, security::BearerAuth, tenant::XTenant};
 use crate::{
     domain::audit::{AuditEvent, AuditFilter, AuditType},
     error::Error,
@@ -117,7 +113,7 @@ impl AuditApi {
         /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         /// Username (case-insensitive), as actor or subject.
         user: Query<Option<String>>,
         /// Event type, e.g. `login_failed`.

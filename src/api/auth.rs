@@ -11,7 +11,6 @@ use poem::{
 };
 use poem_openapi::{
     ApiResponse, OpenApi,
-    param::Header,
     payload::{Form, Json},
 };
 
@@ -23,7 +22,8 @@ use super::{
         SuccessResponse, TokenResponse, WhoAmIResponse,
     },
     rendered::{self, Rendered},
-    security::{BearerAuth, OptionalBearerAuth, header_tenant, request_meta},
+    security::{BearerAuth, OptionalBearerAuth, request_meta},
+    tenant::{RequiredTenant, XTenant},
 };
 use crate::{
     accounts::ResetBy,
@@ -49,10 +49,8 @@ fn login_outcome<T>(result: &Result<T, Error>) -> &'static str {
 
 /// The scope a login names: the `X-Tenant` header, else the OAuth2 client ID (form field
 /// `client_id`, else the user name of `Authorization: Basic`), else the legacy database.
-/// Headers are read raw: a value that is not even UTF-8 must be refused, not mistaken for "no
-/// tenant".
-fn login_scope(req: &Request, client_id: Option<&str>) -> Result<Scope, ApiError> {
-    if let Some(tenant) = header_tenant(req)? {
+fn login_scope(header: XTenant, req: &Request, client_id: Option<&str>) -> Result<Scope, ApiError> {
+    if let XTenant(Some(tenant)) = header {
         return Ok(Scope::Tenant(tenant));
     }
     let basic = req
@@ -106,11 +104,11 @@ impl AuthApi {
         /// If not provided, the form's `client_id` names the tenant; with neither, the legacy
         /// shared database is used.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        tenant: XTenant,
         form: Form<LoginForm>,
     ) -> Result<LoginResponse, ApiError> {
         let form = form.0;
-        let scope = login_scope(req, form.client_id.as_deref())?;
+        let scope = login_scope(tenant, req, form.client_id.as_deref())?;
         if form.grant_type.as_deref().is_some_and(|g| g != "password") {
             return Err(Error::Validation("grant_type must be \"password\"".into()).into());
         }
@@ -143,7 +141,7 @@ impl AuthApi {
         /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
     ) -> Result<Rendered<MeResponse>, ApiError> {
         Ok(rendered::me(&state.bodies, &auth.0))
     }
@@ -159,7 +157,7 @@ impl AuthApi {
         /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
     ) -> Result<Rendered<WhoAmIResponse>, ApiError> {
         Ok(rendered::whoami(&state.bodies, &auth.0))
     }
@@ -182,7 +180,7 @@ impl AuthApi {
         /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         body: Json<ChangePasswordRequest>,
     ) -> Result<Json<SuccessResponse>, ApiError> {
         let body = body.0;
@@ -214,12 +212,9 @@ impl AuthApi {
         /// Tenant identifier (required for this endpoint), a lowercase DNS label
         /// (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`).
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<String>,
+        RequiredTenant(tenant_id): RequiredTenant,
         body: Json<ResetPasswordRequest>,
     ) -> Result<Json<ResetPasswordResponse>, ApiError> {
-        let Some(tenant_id) = header_tenant(req)? else {
-            return Err(Error::Validation("X-Tenant header is required".into()).into());
-        };
         let scope = Scope::Tenant(tenant_id.clone());
         let actor = match &auth {
             OptionalBearerAuth::Bearer(BearerAuth(principal)) => Some(principal),
@@ -261,7 +256,7 @@ impl AuthApi {
         /// Tenant identifier, a lowercase DNS label (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`);
         /// taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
     ) -> Result<Json<SuccessResponse>, ApiError> {
         state.auth.logout(&auth.0).await?;
         Ok(Json(SuccessResponse { success: true }))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
-    param::{Header, Path, Query},
+    param::{Path, Query},
     payload::Json,
 };
 
@@ -16,6 +16,7 @@ use super::{
     dto::rfc3339,
     page::{Page, next_link},
     security::{IcsrDelete, IcsrEdit, IcsrView, Require},
+    tenant::XTenant,
 };
 use crate::{
     domain::{
@@ -287,7 +288,7 @@ impl IcsrsApi {
         auth: Require<IcsrView>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         /// `draft`, `in_review`, `submitted` or `closed`.
         status: Query<Option<String>>,
         /// Only serious (`true`) or non-serious (`false`) cases.
@@ -364,7 +365,7 @@ impl IcsrsApi {
         auth: Require<IcsrEdit>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         body: Json<IcsrRequest>,
     ) -> Result<Created, ApiError> {
         let fields = body.0.parse()?;
@@ -385,7 +386,7 @@ impl IcsrsApi {
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
     ) -> Result<Json<IcsrResponse>, ApiError> {
         Ok(Json(state.icsrs.get(&auth.0, id.0).await?.into()))
     }
@@ -404,7 +405,7 @@ impl IcsrsApi {
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         body: Json<IcsrPatchRequest>,
     ) -> Result<Json<IcsrResponse>, ApiError> {
         let (patch, version) = body.0.parse()?;
@@ -430,7 +431,7 @@ impl IcsrsApi {
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         /// The version read, to refuse deleting a case that changed since.
         version: Query<Option<i64>>,
     ) -> Result<Deleted, ApiError> {

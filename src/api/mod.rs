@@ -13,6 +13,7 @@ mod icsrs;
 mod page;
 pub mod rendered;
 pub mod security;
+mod tenant;
 mod users;
 
 use std::{
@@ -58,11 +59,14 @@ pub struct AppState {
 }
 
 /// Per-request facts the access log reports: the request ID, and once the bearer token
-/// checked out, who called. Attached by [`edge`]; filled by the security checker.
+/// checked out, who called. Attached by [`edge`]; filled by the security checker. Also the
+/// tenant `X-Tenant` names, kept by `tenant::requested` so that it is parsed once.
 pub struct RequestContext {
     /// Visible ASCII only (checked when accepted, hex when generated).
     pub id: header::HeaderValue,
     pub caller: OnceLock<Caller>,
+    /// The parsed `X-Tenant` header, once the checker or an extractor asked for it.
+    tenant: OnceLock<Option<crate::domain::TenantId>>,
 }
 
 /// The authenticated caller of a request, for its log line: shared handles (no copies on the
@@ -164,6 +168,7 @@ async fn edge(next: Arc<Route>, mut req: Request, state: Arc<AppState>) -> poem:
     let context = Arc::new(RequestContext {
         id: request_id(&req),
         caller: OnceLock::new(),
+        tenant: OnceLock::new(),
     });
     req.extensions_mut().insert(context.clone());
     let method = method_label(req.method());

@@ -15,11 +15,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use super::{AppState, Caller, RequestContext};
+use super::{AppState, Caller, RequestContext, tenant};
 use crate::{
     auth::{Principal, RequestMeta},
-    domain::{Permission, TenantId},
-    error::Error,
+    domain::Permission,
 };
 
 /// OAuth2 scopes: Vigia authorises by role and permission, not by scope.
@@ -52,9 +51,12 @@ pub enum OptionalBearerAuth {
     Anonymous,
 }
 
+/// The checker. It runs before the handler's parameters are extracted, so it asks for the
+/// `X-Tenant` header itself, through the same [`tenant::requested`] as the handler's
+/// extractor (which then reuses the parsed value).
 async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
     let state = state(req);
-    let tenant = header_tenant(req)?;
+    let tenant = tenant::requested(req)?;
     let principal = state
         .auth
         .authenticate(&state.registry, tenant, &bearer.token, request_meta(req))
@@ -103,21 +105,6 @@ pub fn request_meta(req: &Request) -> RequestMeta {
 fn state(req: &Request) -> &Arc<AppState> {
     req.data::<Arc<AppState>>()
         .expect("BUG: routes() attaches AppState to every request")
-}
-
-/// The `X-Tenant` header as a tenant ID, `None` when absent; malformed is 422.
-/// A repeated header is refused too: a proxy and this server might each read another copy.
-pub fn header_tenant(req: &Request) -> Result<Option<TenantId>, ApiError> {
-    let invalid = |why: &str| ApiError::from(Error::Validation(format!("X-Tenant: {why}")));
-    let mut values = req.headers().get_all("X-Tenant").iter();
-    match (values.next(), values.next()) {
-        (None, _) => Ok(None),
-        (Some(_), Some(_)) => Err(invalid("must be given once")),
-        (Some(value), None) => {
-            let raw = value.to_str().map_err(|_| invalid("must be ASCII"))?;
-            TenantId::parse(raw).map(Some).map_err(|e| invalid(&e.0))
-        }
-    }
 }
 
 /// A permission a handler demands through [`Require`].

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
-    param::{Header, Path, Query},
+    param::{Path, Query},
     payload::Json,
 };
 
@@ -17,6 +17,7 @@ use super::{
     ApiTags, AppState,
     page::{Page, next_link},
     security::BearerAuth,
+    tenant::XTenant,
 };
 use crate::{
     accounts::NewAccount,
@@ -159,7 +160,7 @@ impl UsersApi {
         auth: BearerAuth,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         /// Only active (`true`) or inactive (`false`) accounts.
         active: Query<Option<bool>>,
         /// Only holders of this role.
@@ -207,7 +208,7 @@ impl UsersApi {
         auth: BearerAuth,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         body: Json<CreateUserRequest>,
     ) -> Result<Created, ApiError> {
         let body = body.0;
@@ -244,7 +245,7 @@ impl UsersApi {
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
     ) -> Result<Json<UserResponse>, ApiError> {
         let user = state.accounts.user(&auth.0, id.0).await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
@@ -265,7 +266,7 @@ impl UsersApi {
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         body: Json<RolesRequest>,
     ) -> Result<Json<UserResponse>, ApiError> {
         let roles = roles_of(body.0.roles)?;
@@ -291,7 +292,7 @@ impl UsersApi {
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
         body: Json<PermissionsRequest>,
     ) -> Result<Json<UserResponse>, ApiError> {
         let permissions = permissions_of(body.0.permissions)?;
@@ -315,7 +316,7 @@ impl UsersApi {
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
     ) -> Result<Json<UserResponse>, ApiError> {
         let user = state.accounts.unlock(&auth.0, id.0).await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
@@ -339,7 +340,7 @@ impl UsersApi {
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
     ) -> Result<Json<UserResponse>, ApiError> {
         let user = state.accounts.set_active(&auth.0, id.0, false).await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
@@ -362,7 +363,7 @@ impl UsersApi {
         id: Path<i64>,
         /// Tenant identifier; taken from the token when not provided.
         #[oai(name = "X-Tenant")]
-        _x_tenant: Header<Option<String>>,
+        _tenant: XTenant,
     ) -> Result<Json<UserResponse>, ApiError> {
         let user = state.accounts.set_active(&auth.0, id.0, true).await?;
         Ok(Json(UserResponse::new(&auth.0, user)))
