@@ -71,14 +71,14 @@ impl Icsrs {
         filter: &IcsrFilter,
     ) -> Result<Vec<Icsr>, Error> {
         principal.require(Permission::ICSR_VIEW)?;
-        Ok(principal.tenant.store().await?.list_icsrs(filter).await?)
+        Ok(principal.handle.store().await?.list_icsrs(filter).await?)
     }
 
     /// The live case `id`.
     pub async fn get(&self, principal: &Principal, id: i64) -> Result<Icsr, Error> {
         principal.require(Permission::ICSR_VIEW)?;
         principal
-            .tenant
+            .handle
             .store()
             .await?
             .icsr(id)
@@ -89,7 +89,7 @@ impl Icsrs {
     /// Creates a case; 409 when a live case has the same `safety_report_id`.
     pub async fn create(&self, principal: &Principal, fields: CaseFields) -> Result<Icsr, Error> {
         principal.require(Permission::ICSR_EDIT)?;
-        let store = principal.tenant.store().await?;
+        let store = principal.handle.store().await?;
         let created = store
             .create_icsr(&fields, principal.user.id, |icsr| {
                 event(
@@ -114,7 +114,7 @@ impl Icsrs {
         expected_version: Option<i64>,
     ) -> Result<Icsr, Error> {
         principal.require(Permission::ICSR_EDIT)?;
-        let store = principal.tenant.store().await?;
+        let store = principal.handle.store().await?;
         for _ in 0..ATTEMPTS {
             let current = store.icsr(id).await?.ok_or_else(not_found)?;
             check_version(&current, expected_version)?;
@@ -155,7 +155,7 @@ impl Icsrs {
         expected_version: Option<i64>,
     ) -> Result<(), Error> {
         principal.require(Permission::ICSR_DELETE)?;
-        let store = principal.tenant.store().await?;
+        let store = principal.handle.store().await?;
         for _ in 0..ATTEMPTS {
             let current = store.icsr(id).await?.ok_or_else(not_found)?;
             check_version(&current, expected_version)?;

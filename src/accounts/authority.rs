@@ -71,7 +71,7 @@ pub fn authority(caller: &Principal, change: &Change<'_>) -> Result<(), Refusal>
             missing: vec![Permission::USERS_MANAGE.to_string()],
         });
     }
-    let grants = &caller.tenant.roles;
+    let grants = &caller.handle.roles;
     let own = Holder {
         roles: &caller.user.roles,
         overrides: &caller.user.permissions,

@@ -26,7 +26,7 @@ use crate::{
         audit::{AuditEvent, AuditFilter, AuditType},
         users::{NewUser, User, UserFilter},
     },
-    tenancy::Tenant,
+    tenancy::ScopeHandle,
 };
 
 /// Who resets a password (`POST /api/v1/auth/reset-password`).
@@ -71,7 +71,7 @@ impl Accounts {
         filter: &UserFilter,
     ) -> Result<Vec<User>, Error> {
         admin.require(Permission::USERS_VIEW)?;
-        Ok(admin.tenant.store().await?.list_users(filter).await?)
+        Ok(admin.handle.store().await?.list_users(filter).await?)
     }
 
     /// One user of the caller's scope.
@@ -91,14 +91,14 @@ impl Accounts {
         };
         self.authorise(admin, &change).await?;
         account.password.check_new(
-            admin.tenant.policy.password_min_length,
+            admin.handle.policy.password_min_length,
             account.username.as_str(),
             account.email.as_str(),
             "password",
         )?;
         let password_hash = self
             .hasher
-            .hash(&admin.tenant.scope, account.password)
+            .hash(&admin.handle.scope, account.password)
             .await?;
         let user = NewUser {
             username: account.username,
@@ -111,7 +111,7 @@ impl Accounts {
             roles: account.roles,
         };
         let event = admin.event(AuditType::UserCreated, None, json!({"via": "api"}));
-        let store = admin.tenant.store().await?;
+        let store = admin.handle.store().await?;
         let id = store.create_user(&user, &event).await?;
         self.target(admin, id).await
     }
@@ -140,10 +140,10 @@ impl Accounts {
             Some(&user),
             json!({"old": user.roles.names(), "new": roles.names()}),
         );
-        let store = admin.tenant.store().await?;
+        let store = admin.handle.store().await?;
         store.set_roles(user.id, &roles, &event).await?;
         self.identities
-            .forget_user(&admin.tenant.scope, user.id)
+            .forget_user(&admin.handle.scope, user.id)
             .await;
         self.target(admin, user_id).await
     }
@@ -172,10 +172,10 @@ impl Accounts {
             Some(&user),
             json!({"old": user.permissions, "new": permissions}),
         );
-        let store = admin.tenant.store().await?;
+        let store = admin.handle.store().await?;
         store.set_permissions(user.id, &permissions, &event).await?;
         self.identities
-            .forget_user(&admin.tenant.scope, user.id)
+            .forget_user(&admin.handle.scope, user.id)
             .await;
         self.target(admin, user_id).await
     }
@@ -203,13 +203,13 @@ impl Accounts {
             AuditType::UserDeactivated
         };
         admin
-            .tenant
+            .handle
             .store()
             .await?
             .set_active(user.id, active, &admin.event(kind, Some(&user), json!({})))
             .await?;
         self.identities
-            .forget_user(&admin.tenant.scope, user.id)
+            .forget_user(&admin.handle.scope, user.id)
             .await;
         Ok(User {
             is_active: active,
@@ -228,13 +228,13 @@ impl Accounts {
             json!({"was_locked_until": user.locked_until}),
         );
         admin
-            .tenant
+            .handle
             .store()
             .await?
             .clear_login_failures(user.id, &event)
             .await?;
         self.identities
-            .forget_user(&admin.tenant.scope, user.id)
+            .forget_user(&admin.handle.scope, user.id)
             .await;
         Ok(User {
             locked_until: None,
@@ -246,7 +246,7 @@ impl Accounts {
     /// user's tokens.
     pub async fn reset_password(
         &self,
-        tenant: &Tenant,
+        tenant: &ScopeHandle,
         email: &Email,
         new: Password,
         by: ResetBy<'_>,
@@ -256,7 +256,7 @@ impl Accounts {
         if let ResetBy::Administrator(admin) = by {
             // The API verified the token with this tenant's key; a caller of another scope
             // never administers it, whoever calls this.
-            if admin.tenant.scope != tenant.scope {
+            if admin.handle.scope != tenant.scope {
                 return Err(TokenError::Invalid.into());
             }
             self.authorise(admin, &Change::new(ACTION)).await?;
@@ -314,7 +314,7 @@ impl Accounts {
         filter: &AuditFilter,
     ) -> Result<Vec<AuditEvent>, Error> {
         admin.require(Permission::AUDIT_VIEW)?;
-        Ok(admin.tenant.store().await?.audit_events(filter).await?)
+        Ok(admin.handle.store().await?.audit_events(filter).await?)
     }
 
     /// [`authority`] over `change`; a refusal is recorded (`account_change_refused`: the
@@ -337,10 +337,10 @@ impl Accounts {
                 "permissions": change.overrides,
             }),
         );
-        caller.tenant.store().await?.record_audit(&event).await?;
+        caller.handle.store().await?.record_audit(&event).await?;
         tracing::warn!(
             alert = "account_change_refused",
-            scope = %caller.tenant.scope,
+            scope = %caller.handle.scope,
             actor = %caller.user.username,
             action = change.action,
             subject = change.target.map(|u| u.username.as_str()),
@@ -352,7 +352,7 @@ impl Accounts {
 
     async fn target(&self, admin: &Principal, user_id: i64) -> Result<User, Error> {
         admin
-            .tenant
+            .handle
             .store()
             .await?
             .user_by_id(user_id)
@@ -374,7 +374,7 @@ fn not_oneself(admin: &Principal, user_id: i64, what: &str) -> Result<(), Error>
 
 /// Every role must be `admin` or defined for the scope: a typo would grant nothing, silently.
 fn known_roles(admin: &Principal, roles: &Roles) -> Result<(), Error> {
-    let grants = &admin.tenant.roles;
+    let grants = &admin.handle.roles;
     match roles.names().iter().find(|r| !grants.knows(r)) {
         None => Ok(()),
         Some(unknown) => Err(Error::Validation(format!(

@@ -25,7 +25,7 @@ use super::dto::{MeResponse, WhoAmIResponse};
 use crate::{
     auth::Principal,
     domain::{Scope, User},
-    tenancy::Tenant,
+    tenancy::ScopeHandle,
 };
 
 /// A JSON body of type `T`, already serialised. Documented exactly as `Json<T>`.
@@ -83,7 +83,7 @@ fn bodies<'a>(cache: &BodyCache, principal: &'a Principal) -> &'a Bodies {
         .session
         .attachment
         .get_or_init(|| -> Arc<dyn Any + Send + Sync> {
-            cache.of(&principal.tenant, &principal.user)
+            cache.of(&principal.handle, &principal.user)
         })
         .downcast_ref::<Bodies>()
         .expect("BUG: only the API attaches to a session, and only Bodies")
@@ -105,7 +105,7 @@ pub struct Bodies {
 /// What one user's bodies were rendered from.
 struct RenderedFrom {
     user: Weak<User>,
-    tenant: Weak<Tenant>,
+    tenant: Weak<ScopeHandle>,
     bodies: Arc<Bodies>,
 }
 
@@ -132,7 +132,7 @@ impl BodyCache {
         }
     }
 
-    fn of(&self, tenant: &Arc<Tenant>, user: &Arc<User>) -> Arc<Bodies> {
+    fn of(&self, tenant: &Arc<ScopeHandle>, user: &Arc<User>) -> Arc<Bodies> {
         let key = (tenant.scope.clone(), user.id);
         if let Some(hit) = self.rendered.get(&key)
             && Weak::as_ptr(&hit.user) == Arc::as_ptr(user)

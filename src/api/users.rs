@@ -61,7 +61,7 @@ pub struct UserResponse {
 
 impl UserResponse {
     pub fn new(admin: &Principal, user: User) -> Self {
-        let effective = admin.tenant.roles.effective(&user.roles, &user.permissions);
+        let effective = admin.handle.roles.effective(&user.roles, &user.permissions);
         let locked_until = user
             .locked_until
             .filter(|until| *until > time::OffsetDateTime::now_utc().unix_timestamp())

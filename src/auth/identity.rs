@@ -25,7 +25,7 @@ use crate::{
     config::Settings,
     domain::{Scope, TenantId},
     store::{StoreError, users::User},
-    tenancy::{Incarnation, Tenant},
+    tenancy::{Incarnation, ScopeHandle},
 };
 
 /// A cached user record, the registration it was read from, and when it was read
@@ -102,7 +102,7 @@ impl Identities {
 
     /// Loads `tenant`'s stored logout revocations into memory, once per registration; call
     /// before [`Self::is_revoked`]. Opens the tenant's database the first time.
-    pub async fn load_revocations(&self, tenant: &Tenant) -> Result<(), StoreError> {
+    pub async fn load_revocations(&self, tenant: &ScopeHandle) -> Result<(), StoreError> {
         let key = (tenant.scope.clone(), tenant.incarnation);
         if self.loaded.contains_key(&key) {
             return Ok(());
@@ -128,14 +128,18 @@ impl Identities {
     }
 
     /// The user `id` of `tenant`, from memory when fresh, else from the database.
-    pub async fn user(&self, tenant: &Tenant, id: i64) -> Result<Option<Arc<User>>, StoreError> {
+    pub async fn user(
+        &self,
+        tenant: &ScopeHandle,
+        id: i64,
+    ) -> Result<Option<Arc<User>>, StoreError> {
         Ok(self.user_snapshot(tenant, id).await?.map(|s| s.user))
     }
 
     /// [`Self::user`], with what it takes to reuse the answer ([`Self::still_serves`]).
     pub async fn user_snapshot(
         &self,
-        tenant: &Tenant,
+        tenant: &ScopeHandle,
         id: i64,
     ) -> Result<Option<UserSnapshot>, StoreError> {
         // Read before the record: a write after this moves it.
@@ -160,7 +164,7 @@ impl Identities {
     /// Reads a user and caches the record, unless a write to some user raced the read.
     async fn read_user(
         &self,
-        tenant: &Tenant,
+        tenant: &ScopeHandle,
         key: (Scope, i64),
         generation: u64,
     ) -> Result<Option<CachedUser>, StoreError> {

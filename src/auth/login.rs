@@ -14,7 +14,7 @@ use crate::{
         audit::{AuditType, NewAuditEvent},
         users::User,
     },
-    tenancy::Tenant,
+    tenancy::ScopeHandle,
 };
 
 /// A successful login.
@@ -42,7 +42,7 @@ impl Auth {
     /// answer speak of the account (inactive, no roles, expired password).
     pub async fn login(
         &self,
-        tenant: &Arc<Tenant>,
+        tenant: &Arc<ScopeHandle>,
         login: &LoginIdentifier,
         password: Password,
         meta: &RequestMeta,
@@ -188,7 +188,7 @@ impl Auth {
     /// it and raises the alert log line.
     async fn lock(
         &self,
-        tenant: &Tenant,
+        tenant: &ScopeHandle,
         user_id: Option<i64>,
         name: &str,
         failures: i64,
@@ -239,7 +239,7 @@ impl Auth {
     /// (`password_rehashed`, with the old and new parameters) in the same transaction.
     fn rehash_in_background(
         &self,
-        tenant: Arc<Tenant>,
+        tenant: Arc<ScopeHandle>,
         user: &User,
         password: Password,
         mut event: NewAuditEvent,
@@ -291,14 +291,14 @@ impl Auth {
         }
         let user = &principal.user;
         new.check_new(
-            principal.tenant.policy.password_min_length,
+            principal.handle.policy.password_min_length,
             &user.username,
             &user.email,
             "new_password",
         )?;
         // A wrong current password is a failed login of the account (a stolen token must not
         // allow unlimited guesses): the attempt is reserved before any hash, as at login.
-        let tenant = &principal.tenant;
+        let tenant = &principal.handle;
         let policy = &tenant.policy;
         let store = tenant.store().await?;
         let now = now();

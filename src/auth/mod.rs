@@ -135,7 +135,7 @@ impl Auth {
         // The handle was just confirmed current: a session on it may only need its dates.
         if let Some(seen) = &seen
             && let Some(session) = seen.session()
-            && Arc::ptr_eq(&session.tenant, &tenant)
+            && Arc::ptr_eq(&session.handle, &tenant)
             && session.still_valid(&self.identities, &claims.jti)
         {
             return Ok(Principal::on(session, claims, meta));
@@ -190,13 +190,13 @@ impl Auth {
             json!({"jti": claims.jti}),
         );
         principal
-            .tenant
+            .handle
             .store()
             .await?
             .revoke_token(&claims.jti, claims.uid, expires_at, &event)
             .await?;
         self.identities
-            .remember_revoked(&principal.tenant.scope, claims.jti.clone())
+            .remember_revoked(&principal.handle.scope, claims.jti.clone())
             .await;
         Ok(())
     }

@@ -13,7 +13,7 @@ use crate::{
         audit::{AuditType, NewAuditEvent},
         users::User,
     },
-    tenancy::Tenant,
+    tenancy::ScopeHandle,
 };
 
 /// Where a request came from, for rate limits and the audit trail.
@@ -26,7 +26,8 @@ pub struct RequestMeta {
 /// The authenticated caller of a request.
 #[derive(Debug)]
 pub struct Principal {
-    pub tenant: Arc<Tenant>,
+    /// The scope the token belongs to (a tenant, or the legacy database).
+    pub handle: Arc<ScopeHandle>,
     pub claims: Arc<Claims>,
     pub user: Arc<User>,
     pub meta: RequestMeta,
@@ -38,7 +39,7 @@ impl Principal {
     /// The caller whose token with `claims` was accepted on `session`.
     pub(super) fn on(session: &Arc<Session>, claims: Arc<Claims>, meta: RequestMeta) -> Self {
         Self {
-            tenant: session.tenant.clone(),
+            handle: session.handle.clone(),
             claims,
             user: session.user().clone(),
             meta,
@@ -48,7 +49,7 @@ impl Principal {
 
     /// Whether the caller may do `permission` here (roles merged with their overrides).
     pub fn can(&self, permission: Permission) -> bool {
-        self.tenant
+        self.handle
             .roles
             .allows(&self.user.roles, &self.user.permissions, permission)
     }
@@ -66,7 +67,7 @@ impl Principal {
 
     /// The caller's full permissions object, as `/me` shows it.
     pub fn permissions(&self) -> PermissionMap {
-        self.tenant
+        self.handle
             .roles
             .effective(&self.user.roles, &self.user.permissions)
     }

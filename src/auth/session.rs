@@ -4,7 +4,7 @@
 //! cache misses; the profile of the round-robin benchmark put them at a fifth of the CPU.
 //!
 //! A session is reused only while nothing it was built from has changed:
-//! - the tenant handle is the one the registry would hand out ([`Tenant::is_current`]: not
+//! - the tenant handle is the one the registry would hand out ([`ScopeHandle::is_current`]: not
 //!   dropped, entry checked within `tenants.recheck_millis`);
 //! - the user record is the one the cache holds, within its lifetime
 //!   ([`Identities::still_serves`]: free unless some user was written since);
@@ -22,12 +22,12 @@ use std::{
 };
 
 use super::identity::{Identities, UserSnapshot};
-use crate::{store::users::User, tenancy::Tenant};
+use crate::{store::users::User, tenancy::ScopeHandle};
 
 /// An accepted token's tenant handle and user record.
 #[derive(Debug)]
 pub struct Session {
-    pub tenant: Arc<Tenant>,
+    pub handle: Arc<ScopeHandle>,
     user: UserSnapshot,
     /// The revocation epoch at which the token's `jti` was last found not revoked.
     revocations: AtomicU64,
@@ -39,9 +39,9 @@ pub struct Session {
 
 impl Session {
     /// `revocations` must have been read before the `jti` was checked.
-    pub fn new(tenant: Arc<Tenant>, user: UserSnapshot, revocations: u64) -> Self {
+    pub fn new(handle: Arc<ScopeHandle>, user: UserSnapshot, revocations: u64) -> Self {
         Self {
-            tenant,
+            handle,
             user,
             revocations: AtomicU64::new(revocations),
             attachment: OnceLock::new(),
@@ -54,8 +54,8 @@ impl Session {
 
     /// Whether the token with `jti` may be accepted on this session without resolving again.
     pub fn still_valid(&self, identities: &Identities, jti: &str) -> bool {
-        self.tenant.is_current()
-            && identities.still_serves(&self.tenant.scope, &self.user)
+        self.handle.is_current()
+            && identities.still_serves(&self.handle.scope, &self.user)
             && self.not_revoked(identities, jti)
     }
 
@@ -64,7 +64,7 @@ impl Session {
         if self.revocations.load(Ordering::Relaxed) == epoch {
             return true;
         }
-        if identities.is_revoked(&self.tenant.scope, jti) {
+        if identities.is_revoked(&self.handle.scope, jti) {
             return false;
         }
         self.revocations.store(epoch, Ordering::Relaxed);

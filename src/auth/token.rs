@@ -209,7 +209,7 @@ impl VerifiedTokens {
             token: token.into(),
             scope,
             claims,
-            incarnation: session.tenant.incarnation,
+            incarnation: session.handle.incarnation,
             session: OnceLock::from(session),
         };
         self.cache.insert(key, Arc::new(verified));

@@ -1,4 +1,4 @@
-//! One scope's handle ([`Tenant`]): what every request of that scope needs — its signing key,
+//! One scope's handle ([`ScopeHandle`]): what every request of that scope needs — its signing key,
 //! security policy, role grants and where its database is — resolved once and cached by the
 //! registry.
 
@@ -22,7 +22,7 @@ pub(super) enum Database {
 }
 
 /// One scope's handle: what every request of that scope needs, resolved once and cached.
-pub struct Tenant {
+pub struct ScopeHandle {
     pub scope: Scope,
     pub active: bool,
     /// Derived once from the server secret; the hot path is then one HMAC per token.
@@ -45,9 +45,9 @@ pub struct Tenant {
     pub(super) checked_at: AtomicU64,
 }
 
-impl std::fmt::Debug for Tenant {
+impl std::fmt::Debug for ScopeHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tenant")
+        f.debug_struct("ScopeHandle")
             .field("scope", &self.scope)
             .field("active", &self.active)
             .field("database_url", &self.database_url)
@@ -55,7 +55,7 @@ impl std::fmt::Debug for Tenant {
     }
 }
 
-impl Tenant {
+impl ScopeHandle {
     /// The scope's database, opened if it is not.
     pub async fn store(&self) -> Result<Store, StoreError> {
         match &self.database {

@@ -1,4 +1,4 @@
-//! The tenant registry: maps a [`Scope`] to a [`Tenant`] handle (its signing key, policy, role
+//! The tenant registry: maps a [`Scope`] to a [`ScopeHandle`] handle (its signing key, policy, role
 //! grants and database). What is known of the scope's users lives on the auth side
 //! (`auth::identity`); this module only answers "which keys, policy and pool".
 //!
@@ -37,7 +37,7 @@ use moka::future::Cache;
 
 pub use self::{
     file::{Incarnation, SecurityOverrides, TenantFile},
-    handle::Tenant,
+    handle::ScopeHandle,
     keys::{ServerSecret, SigningKey},
     policy::SecurityPolicy,
     source::{Revision, Source},
@@ -72,7 +72,7 @@ pub enum TenancyError {
 
 /// Removes `id`'s handle from the registry's cache and retires it at once, not whenever the
 /// cache's eviction listener gets to it.
-async fn drop_handle(open: &Cache<TenantId, Arc<Tenant>>, id: &TenantId) {
+async fn drop_handle(open: &Cache<TenantId, Arc<ScopeHandle>>, id: &TenantId) {
     if let Some(handle) = open.remove(id).await {
         handle.retire();
     }
@@ -85,9 +85,9 @@ pub struct Registry {
     pools: Arc<Pools>,
     /// Where to tell the other replicas that a tenant's entry changed (`redis.url`).
     redis: Option<Redis>,
-    legacy: Arc<Tenant>,
+    legacy: Arc<ScopeHandle>,
     /// Tenant handles (no open files), bounded by `handle_cache_capacity`.
-    open: Cache<TenantId, Arc<Tenant>>,
+    open: Cache<TenantId, Arc<ScopeHandle>>,
     absent: Cache<TenantId, ()>,
 }
 
@@ -109,7 +109,7 @@ impl Registry {
             .map_err(|e| anyhow::anyhow!("opening the legacy database {legacy_url}: {e}"))?;
         let pools = Arc::new(Pools::new(settings, pools));
         let legacy_policy = SecurityPolicy::new(&settings.security, &SecurityOverrides::default());
-        let legacy = Arc::new(Tenant {
+        let legacy = Arc::new(ScopeHandle {
             key: SigningKey::derive(&secret, &Scope::Legacy, None),
             scope: Scope::Legacy,
             active: true,
@@ -129,7 +129,7 @@ impl Registry {
             .time_to_idle(Duration::from_secs(3600))
             // However it leaves (evicted, expired, invalidated), a handle is retired, so no
             // token keeps using it without resolving again (see also `drop_handle`).
-            .eviction_listener(|_, tenant: Arc<Tenant>, _| tenant.retire())
+            .eviction_listener(|_, tenant: Arc<ScopeHandle>, _| tenant.retire())
             .build();
         let absent = Cache::builder()
             .name("unknown-tenants")
@@ -150,7 +150,7 @@ impl Registry {
         })
     }
 
-    pub fn legacy(&self) -> &Arc<Tenant> {
+    pub fn legacy(&self) -> &Arc<ScopeHandle> {
         &self.legacy
     }
 
@@ -242,7 +242,7 @@ impl Registry {
 
     /// The handle of `scope` (its keys, policy and where its database is; the database is
     /// opened only when a request first needs it). Refuses inactive tenants.
-    pub async fn resolve(&self, scope: &Scope) -> Result<Arc<Tenant>, TenancyError> {
+    pub async fn resolve(&self, scope: &Scope) -> Result<Arc<ScopeHandle>, TenancyError> {
         let tenant = match scope {
             Scope::Legacy => self.legacy.clone(),
             Scope::Tenant(id) => self.tenant(id).await?,
@@ -253,7 +253,7 @@ impl Registry {
         Ok(tenant)
     }
 
-    async fn tenant(&self, id: &TenantId) -> Result<Arc<Tenant>, TenancyError> {
+    async fn tenant(&self, id: &TenantId) -> Result<Arc<ScopeHandle>, TenancyError> {
         if let Some(tenant) = self.open.get(id).await
             && tenant.fresh()
         {
@@ -265,7 +265,7 @@ impl Registry {
     }
 
     /// [`Self::tenant`] when the cached handle is missing or due for a re-check.
-    async fn reload(&self, id: &TenantId) -> Result<Arc<Tenant>, TenancyError> {
+    async fn reload(&self, id: &TenantId) -> Result<Arc<ScopeHandle>, TenancyError> {
         if self.absent.contains_key(id) {
             return Err(TenancyError::Unknown);
         }
@@ -289,7 +289,7 @@ impl Registry {
     /// Whether a cached handle may still be used: at most every `recheck` it costs one `stat`
     /// of the tenant file (or one indexed query of its row); a removed or changed entry means
     /// reload.
-    async fn still_current(&self, tenant: &Tenant) -> bool {
+    async fn still_current(&self, tenant: &ScopeHandle) -> bool {
         if tenant.fresh() {
             return true;
         }
@@ -306,7 +306,7 @@ impl Registry {
         }
     }
 
-    async fn load(&self, id: &TenantId) -> Result<Arc<Tenant>, TenancyError> {
+    async fn load(&self, id: &TenantId) -> Result<Arc<ScopeHandle>, TenancyError> {
         let (entry, revision) = match self.source.read(id).await {
             Ok(found) => found,
             Err(file::FileError::Missing) => return Err(TenancyError::Unknown),
@@ -326,7 +326,7 @@ impl Registry {
             );
         }
         tracing::debug!(tenant = %id, database = %database_url, "loaded tenant");
-        Ok(Arc::new(Tenant {
+        Ok(Arc::new(ScopeHandle {
             key: SigningKey::derive(&self.secret, &scope, entry.incarnation),
             scope,
             active: entry.active,

@@ -14,7 +14,7 @@ backend_tests! {
         })
         .await;
 
-        // The document's complete flow: login by e-mail with X-Tenant, then /me with both headers.
+        // The document's complete flow: login by e-mail with X-ScopeHandle, then /me with both headers.
         let resp = app
             .login(
                 Some("acme-pharma"),
