@@ -14,6 +14,7 @@ use crate::{
     },
 };
 
+/// D.2.2: age at onset.
 #[derive(Debug, Object)]
 pub struct AgeDto {
     /// The number of `unit`s.

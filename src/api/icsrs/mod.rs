@@ -29,7 +29,6 @@ use self::dto::{IcsrPatchRequest, IcsrRequest, IcsrResponse};
 #[derive(Default)]
 pub struct IcsrsApi;
 
-/// D.2.2: age at onset.
 #[derive(ApiResponse)]
 enum Created {
     /// Created.
