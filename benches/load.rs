@@ -1,17 +1,27 @@
 //! The load benchmark: `cargo bench --bench load` (or `bash deploy/bench/run.sh`, which also
 //! installs wrk).
 //!
-//! Builds nothing by itself: cargo builds the release `vigia` binary and this file. It starts the
-//! server on loopback over a fresh temporary directory, provisions what each scenario needs,
-//! drives it with wrk (2 threads, 64 connections) and prints one line per scenario. Every
-//! figure is also given as a ratio to a baseline measured in the same run: a bare poem route
-//! returning the same bytes as whoami (this binary re-executed as a tiny server), and the
-//! single-core argon2id verify rate at the configured parameters. Both baselines are measured
-//! right before and right after the scenarios compared with them, and each figure is divided
-//! by the mean of the two measurements around it: on a shared machine the speed drifts by
-//! 10% within seconds.
+//! Builds nothing by itself: cargo builds the release `vigia` binary and this file (with the
+//! release profile, which the bench profile inherits: the baselines are optimised as the
+//! server is). It starts the server on loopback over a fresh temporary directory, provisions
+//! what each scenario needs, drives it with wrk (2 threads, 64 connections) and prints one line
+//! per scenario. Every figure is also given as a ratio to a baseline measured in the same run:
+//! - a bare poem route returning the same bytes as whoami (this binary re-executed as a tiny
+//!   server, `VIGIA_BENCH_ROLE=bare`): what poem and hyper cost at the least;
+//! - a bare poem-openapi operation at whoami's path that extracts what whoami's signature does
+//!   (a bearer `SecurityScheme` declared as OAuth2's password flow, with a checker that takes
+//!   the credential as it is, and an `X-Tenant` `Header<Option<String>>`) and answers the same
+//!   bytes as `application/json` (`VIGIA_BENCH_ROLE=openapi`), sent whoami's very request:
+//!   whoami's cost beyond it is our own (edge layer, token and session checks, log line,
+//!   metrics);
+//! - the single-core argon2id verify rate at the configured parameters, for logins.
 //!
-//! Scenarios: bare baseline; whoami; me; login; whoami while logins saturate the hasher; one
+//! Each baseline is measured right before and right after the scenarios compared with it (the
+//! two HTTP baselines in mirrored order around whoami and me), and each figure is divided by
+//! the mean of the two measurements around it: on a shared machine the speed drifts by 10%
+//! within seconds.
+//!
+//! Scenarios: the baselines; whoami; me; login; whoami while logins saturate the hasher; one
 //! tenant's logins while another floods the hasher (fairness); cold
 //! start with 100,000 registered tenants; first request to each of 10,000 cold tenants; whoami
 //! round-robin over those 10,000 tenants; RSS and open files after touching them; and
@@ -20,7 +30,23 @@
 //! on it and half on a second one, within each server's connection budget.
 //!
 //! `VIGIA_BENCH_ONLY=sqlite` runs only the first part, `VIGIA_BENCH_ONLY=postgres` only the
-//! Postgres fleet (skipped when PostgreSQL's server binaries are not installed).
+//! Postgres fleet (skipped when PostgreSQL's server binaries are not installed), and
+//! `VIGIA_BENCH_ONLY=hot` only the request path, in about three minutes: the two HTTP
+//! baselines, whoami, me, login (with its argon2 baseline), and the whoami round-robin over
+//! 10,000 tenants with its one-tenant reference. For that it registers only the 10,000 tenants
+//! (not 100,000) and still makes the first request to each (printed), so the round-robin
+//! starts from the state it does in the full run.
+//!
+//! `VIGIA_BENCH_SERVER=/path/to/vigia` runs the scenarios against that binary instead of the
+//! one cargo built, e.g. an older build kept aside, to compare two builds within the same
+//! minutes (run the benchmark once per binary, back to back, and compare the ratios: the
+//! baselines absorb the machine's drift). The benchmark still provisions with this build's
+//! library, so that binary must read this build's tenant files and database schema. For a
+//! strict A/B, give both binaries this way, each built by `cargo build --release`: the binary
+//! `cargo bench` builds differs from the shipped one, since the benchmark's dev-dependencies
+//! add features to shared dependencies (tokio's `test-util` and `process`, hyper's client).
+//!
+//! `VIGIA_BENCH_KEEP=1` keeps the work dir (config, tenants, Lua scripts) for profiling.
 
 #[path = "../tests/support/pg_cluster.rs"]
 mod pg_cluster;
@@ -55,8 +81,10 @@ const TOUCHED: usize = 10_000;
 const DURATION: &str = "10s";
 
 fn main() -> anyhow::Result<()> {
-    if std::env::var("VIGIA_BENCH_ROLE").as_deref() == Ok("bare") {
-        return bare_server();
+    match std::env::var("VIGIA_BENCH_ROLE").as_deref() {
+        Ok("bare") => return bare_server(),
+        Ok("openapi") => return openapi_server(),
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -88,6 +116,86 @@ fn bare_server() -> anyhow::Result<()> {
             .await?;
         anyhow::Ok(())
     })
+}
+
+/// The second baseline: a bare poem-openapi operation at whoami's path that extracts what
+/// whoami's signature does (a bearer security scheme declared as OAuth2's password flow, as
+/// ours is, with a checker, and the `X-Tenant` header) and answers the given bytes as JSON, on
+/// a port it prints. What whoami costs beyond it is our own work: the edge layer, the token and
+/// session checks, the log line, the metrics.
+fn openapi_server() -> anyhow::Result<()> {
+    use poem::{Request, Route, listener::TcpAcceptor};
+    use poem_openapi::{
+        ApiResponse, OAuthScopes, OpenApi, OpenApiService, SecurityScheme, auth::Bearer,
+        param::Header, payload::Binary,
+    };
+
+    #[derive(OAuthScopes)]
+    #[expect(dead_code, reason = "named in the spec only")]
+    enum Scopes {
+        /// The only scope.
+        #[oai(rename = "bench")]
+        Bench,
+    }
+
+    #[derive(SecurityScheme)]
+    #[oai(
+        rename = "bearer",
+        ty = "oauth2",
+        flows(password(token_url = "/api/v1/auth/login", scopes = "Scopes")),
+        checker = "accept"
+    )]
+    struct BearerAuth(#[expect(dead_code, reason = "extracted, not used")] Bearer);
+
+    /// The checker: the credential, taken as it is (the extraction is what is measured).
+    async fn accept(_req: &Request, bearer: Bearer) -> poem::Result<Bearer> {
+        Ok(bearer)
+    }
+
+    #[derive(ApiResponse)]
+    enum WhoAmI {
+        /// The caller.
+        #[oai(status = 200, content_type = "application/json; charset=utf-8")]
+        Ok(Binary<&'static [u8]>),
+    }
+
+    struct Api {
+        body: &'static [u8],
+    }
+
+    #[OpenApi]
+    impl Api {
+        #[oai(path = "/api/v1/auth/whoami", method = "get", operation_id = "whoami")]
+        async fn whoami(
+            &self,
+            _auth: BearerAuth,
+            #[oai(name = "X-Tenant")] _x_tenant: Header<Option<String>>,
+        ) -> WhoAmI {
+            WhoAmI::Ok(Binary(self.body))
+        }
+    }
+
+    let body: &'static [u8] = std::fs::read(std::env::var("VIGIA_BENCH_BODY")?)?.leak();
+    let api = OpenApiService::new(Api { body }, "baseline", "1");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening on http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        poem::Server::new_with_acceptor(acceptor)
+            .run(Route::new().nest("/", api))
+            .await?;
+        anyhow::Ok(())
+    })
+}
+
+/// The `vigia` binary the scenarios run: `VIGIA_BENCH_SERVER`, or the one cargo built.
+fn server_binary() -> PathBuf {
+    std::env::var_os("VIGIA_BENCH_SERVER")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_vigia")), PathBuf::from)
 }
 
 struct Wrk {
@@ -309,7 +417,7 @@ fn percentile(samples: &mut [f64], p: f64) -> f64 {
 }
 
 /// The parts of the benchmark, as `VIGIA_BENCH_ONLY` names them.
-const PARTS: [&str; 2] = ["sqlite", "postgres"];
+const PARTS: [&str; 3] = ["sqlite", "postgres", "hot"];
 
 async fn orchestrate() -> anyhow::Result<()> {
     let only = std::env::var("VIGIA_BENCH_ONLY").ok();
@@ -324,9 +432,15 @@ async fn orchestrate() -> anyhow::Result<()> {
         Command::new("wrk").arg("--version").output().is_ok(),
         "wrk is not installed (apt-get install wrk)"
     );
+    let server = server_binary();
+    anyhow::ensure!(
+        server.is_file(),
+        "VIGIA_BENCH_SERVER={}: no such file",
+        server.display()
+    );
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let dir = tempfile::tempdir()?;
-    // VIGIA_BENCH_KEEP=1 keeps the work dir (config, tenants, Lua scripts) for profiling.
+    // VIGIA_BENCH_KEEP=1 keeps the work dir (see the header).
     let keep = std::env::var_os("VIGIA_BENCH_KEEP").is_some();
     let root = &if keep {
         dir.keep()
@@ -334,11 +448,16 @@ async fn orchestrate() -> anyhow::Result<()> {
         dir.path().to_path_buf()
     };
     println!(
-        "vigia load benchmark — {cores} cores, wrk -t2 -c64 -d{DURATION}, work dir {}",
-        root.display()
+        "vigia load benchmark — {cores} cores, wrk -t2 -c64 -d{DURATION}, work dir {}\n\
+         server {}",
+        root.display(),
+        server.display()
     );
     if runs("sqlite") {
-        sqlite_tenants(root, cores).await?;
+        sqlite_tenants(root, cores, Scenarios::All).await?;
+    }
+    if only.as_deref() == Some("hot") {
+        sqlite_tenants(root, cores, Scenarios::Hot).await?;
     }
     if runs("postgres") {
         postgres::fleet(&root.join("postgres")).await?;
@@ -346,9 +465,18 @@ async fn orchestrate() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Which scenarios of the first part run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenarios {
+    All,
+    /// `VIGIA_BENCH_ONLY=hot`: the request path only (see the header).
+    Hot,
+}
+
 /// The first part: the baselines, one SQLite tenant's reads and logins, and the scenarios over
-/// 100,000 registered SQLite tenants.
-async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
+/// 100,000 registered SQLite tenants (`TOUCHED` of them in `Scenarios::Hot`).
+async fn sqlite_tenants(root: &Path, cores: usize, scenarios: Scenarios) -> anyhow::Result<()> {
+    let all = scenarios == Scenarios::All;
     // Baseline: single-core argon2id verify rate at the configured parameters.
     let settings = Settings::from_overrides(&[])?;
     let params = argon2::Params::new(
@@ -376,11 +504,13 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
         }
         Ok(f64::from(verifies) / start_time.elapsed().as_secs_f64())
     };
-    println!(
-        "{:<44} {:>9.1} verifies/s (one core)",
-        "baseline: argon2id verify",
-        argon_rate()?
-    );
+    if all {
+        println!(
+            "{:<44} {:>9.1} verifies/s (one core)",
+            "baseline: argon2id verify",
+            argon_rate()?
+        );
+    }
 
     // Provisioning: a template tenant, copied; then registry files up to REGISTERED.
     let data = root.join("data");
@@ -438,7 +568,8 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
     .await?;
     let template_db = settings.tenant_sqlite_dir().join("t000000.db");
     let provisioning = Instant::now();
-    for i in 1..REGISTERED {
+    let registered = if all { REGISTERED } else { TOUCHED };
+    for i in 1..registered {
         let id = TenantId::parse(&format!("t{i:06}"))?;
         let db = settings.tenant_sqlite_dir().join(format!("{id}.db"));
         if i < TOUCHED {
@@ -452,15 +583,15 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
         file::write_new(&tenants, &id, &entry)?;
     }
     println!(
-        "{:<44} {REGISTERED} registered ({TOUCHED} with a database) in {:.1} s",
+        "{:<44} {registered} registered ({TOUCHED} with a database) in {:.1} s",
         "set-up",
         provisioning.elapsed().as_secs_f64()
     );
 
     // Cold start with 100,000 registered tenants.
-    let bin = env!("CARGO_BIN_EXE_vigia");
+    let bin = server_binary();
     let serve = || {
-        let mut cmd = Command::new(bin);
+        let mut cmd = Command::new(&bin);
         cmd.arg("--config")
             .arg(&config)
             .arg("serve")
@@ -480,10 +611,12 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let start_ms = started.elapsed().as_secs_f64() * 1000.0;
-    println!(
-        "{:<44} {start_ms:>9.0} ms to first /healthz (goal < 1000 ms)",
-        "cold start, 100,000 tenants"
-    );
+    if all {
+        println!(
+            "{:<44} {start_ms:>9.0} ms to first /healthz (goal < 1000 ms)",
+            "cold start, 100,000 tenants"
+        );
+    }
 
     let secret = ServerSecret::new(SECRET.as_bytes().to_vec());
     let tok = token(&secret, &tenants, "t000000")?;
@@ -498,22 +631,35 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
     let body_file = root.join("whoami.json");
     std::fs::write(&body_file, &whoami_body)?;
 
-    let mut bare_cmd = Command::new(std::env::current_exe()?);
-    bare_cmd
-        .env("VIGIA_BENCH_ROLE", "bare")
-        .env("VIGIA_BENCH_BODY", &body_file);
-    let (bare, bare_address) = start(bare_cmd, Announces::Stdout)?;
-    // Measured before whoami, between whoami and me, and after me: each is compared with
-    // the two measurements that bracket it (the machine's speed drifts within seconds).
+    // The two baselines, this binary re-executed: a bare poem route, and a bare poem-openapi
+    // operation extracting what whoami does; both answer whoami's bytes.
+    let baseline = |role: &str| -> anyhow::Result<(KillOnDrop, String)> {
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.env("VIGIA_BENCH_ROLE", role)
+            .env("VIGIA_BENCH_BODY", &body_file);
+        start(cmd, Announces::Stdout)
+    };
+    let (bare, bare_address) = baseline("bare")?;
+    let (openapi, openapi_address) = baseline("openapi")?;
     let bare_url = format!("{bare_address}/");
+    let openapi_url = format!("{openapi_address}/api/v1/auth/whoami");
+    // The operation is sent whoami's very request (its path and token, no X-Tenant).
+    let openapi_run = || wrk(&openapi_url, 64, std::slice::from_ref(&auth), None);
+    // Each baseline is measured before whoami, between whoami and me, and after me, in mirrored
+    // order (bare, openapi, whoami, openapi, bare, me, bare, openapi), so that each scenario
+    // has both baselines at the same distances on either side; each is compared with the two
+    // measurements that bracket it (the machine's speed drifts within seconds).
     let base = wrk(&bare_url, 64, &[], None)?;
     println!("{:<44} {base}", "baseline: bare poem route, same bytes");
+    let op_base = openapi_run()?;
+    println!("{:<44} {op_base}", "baseline: bare poem-openapi operation");
     let whoami = wrk(
         &format!("{address}/api/v1/auth/whoami"),
         64,
         std::slice::from_ref(&auth),
         None,
     )?;
+    let op_between = openapi_run()?;
     let between = wrk(&bare_url, 64, &[], None)?;
     let me = wrk(
         &format!("{address}/api/v1/auth/me"),
@@ -522,23 +668,30 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
         None,
     )?;
     let last = wrk(&bare_url, 64, &[], None)?;
-    drop(bare);
+    let op_last = openapi_run()?;
+    drop((bare, openapi));
     println!(
-        "{:<44} {whoami}  = {:.2}x bare (goal >= 0.6)",
+        "{:<44} {whoami}  = {:.2}x bare (goal >= 0.6), {:.2}x openapi (goal >= 0.8)",
         "whoami",
-        whoami.rps / ((base.rps + between.rps) / 2.0)
+        whoami.rps / ((base.rps + between.rps) / 2.0),
+        whoami.rps / ((op_base.rps + op_between.rps) / 2.0)
     );
     println!(
-        "{:<44} {me}  = {:.2}x bare (goal >= 0.6)",
+        "{:<44} {me}  = {:.2}x bare (goal >= 0.6), {:.2}x openapi",
         "me",
-        me.rps / ((between.rps + last.rps) / 2.0)
+        me.rps / ((between.rps + last.rps) / 2.0),
+        me.rps / ((op_between.rps + op_last.rps) / 2.0)
     );
     println!(
         "{:<44} {:>9.0} before whoami, {:.0} between, {:.0} after me (req/s)",
         "  baseline: bare poem route around them", base.rps, between.rps, last.rps
     );
+    println!(
+        "{:<44} {:>9.0} before whoami, {:.0} between, {:.0} after me (req/s)",
+        "  baseline: poem-openapi operation around", op_base.rps, op_between.rps, op_last.rps
+    );
     let bare_rps = (base.rps + between.rps + last.rps) / 3.0;
-    let ratio = |w: &Wrk| w.rps / bare_rps;
+    let openapi_rps = (op_base.rps + op_between.rps + op_last.rps) / 3.0;
 
     let login_script = lua(
         &root.join("login.lua"),
@@ -564,63 +717,68 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
         "  baseline: argon2id verify around login"
     );
 
-    // whoami while logins keep every hashing thread busy.
-    let login_url = format!("{address}/api/v1/auth/login");
-    let background = std::thread::spawn(move || wrk(&login_url, 32, &[], Some(&login_script)));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mixed = wrk(
-        &format!("{address}/api/v1/auth/whoami"),
-        32,
-        std::slice::from_ref(&auth),
-        None,
-    )?;
-    let logins = background
-        .join()
-        .map_err(|_| anyhow::anyhow!("login load panicked"))??;
-    println!(
-        "{:<44} {mixed}  (goal p99 < 10 ms)",
-        "whoami during login saturation"
-    );
-    println!("{:<44} {logins}", "  logins meanwhile (503 = queue bound)");
+    // The contention scenarios (not in `Scenarios::Hot`).
+    if all {
+        // whoami while logins keep every hashing thread busy.
+        let login_url = format!("{address}/api/v1/auth/login");
+        let background = std::thread::spawn(move || wrk(&login_url, 32, &[], Some(&login_script)));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mixed = wrk(
+            &format!("{address}/api/v1/auth/whoami"),
+            32,
+            std::slice::from_ref(&auth),
+            None,
+        )?;
+        let logins = background
+            .join()
+            .map_err(|_| anyhow::anyhow!("login load panicked"))??;
+        println!(
+            "{:<44} {mixed}  (goal p99 < 10 ms)",
+            "whoami during login saturation"
+        );
+        println!("{:<44} {logins}", "  logins meanwhile (503 = queue bound)");
 
-    // Hashing fairness: tenant A (t000001) floods logins with twice as many connections as
-    // the hasher admits (workers + queue), while tenant B (t000000) logs in over 4
-    // connections. Round-robin over tenants gives B up to half the hashing capacity; none of
-    // B's correct logins may be refused.
-    let flood_script = lua(
-        &root.join("flood.lua"),
-        "wrk.method = \"POST\"\nwrk.body = \"username=juan.perez&password=SecurePass123\"\n\
-         wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.headers[\"X-Tenant\"] = \"t000001\"\n",
-    )?;
-    let flood_url = format!("{address}/api/v1/auth/login");
-    let flood_connections = u32::try_from(2 * (cores + settings.argon2.queue)).unwrap_or(256);
-    let before = argon_rate()?;
-    let flood =
-        std::thread::spawn(move || wrk(&flood_url, flood_connections, &[], Some(&flood_script)));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let fair = wrk(
-        &format!("{address}/api/v1/auth/login"),
-        4,
-        &[],
-        Some(&root.join("login.lua")),
-    )?;
-    let flooding = flood
-        .join()
-        .map_err(|_| anyhow::anyhow!("flood panicked"))??;
-    let after = argon_rate()?;
-    let share = (before + after) / 2.0 * cores as f64 / 2.0;
-    println!(
-        "{:<44} {fair}  = {:.2}x half of {cores} cores x argon2 rate; {} refused (goal 0)",
-        "tenant B's logins while tenant A floods",
-        fair.rps / share,
-        fair.errors
-    );
-    println!(
-        "{:<44} {flooding}",
-        "  tenant A's flood meanwhile (503 = displaced)"
-    );
+        // Hashing fairness: tenant A (t000001) floods logins with twice as many connections as
+        // the hasher admits (workers + queue), while tenant B (t000000) logs in over 4
+        // connections. Round-robin over tenants gives B up to half the hashing capacity; none of
+        // B's correct logins may be refused.
+        let flood_script = lua(
+            &root.join("flood.lua"),
+            "wrk.method = \"POST\"\nwrk.body = \"username=juan.perez&password=SecurePass123\"\n\
+             wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\nwrk.headers[\"X-Tenant\"] = \"t000001\"\n",
+        )?;
+        let flood_url = format!("{address}/api/v1/auth/login");
+        let flood_connections = u32::try_from(2 * (cores + settings.argon2.queue)).unwrap_or(256);
+        let before = argon_rate()?;
+        let flood = std::thread::spawn(move || {
+            wrk(&flood_url, flood_connections, &[], Some(&flood_script))
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let fair = wrk(
+            &format!("{address}/api/v1/auth/login"),
+            4,
+            &[],
+            Some(&root.join("login.lua")),
+        )?;
+        let flooding = flood
+            .join()
+            .map_err(|_| anyhow::anyhow!("flood panicked"))??;
+        let after = argon_rate()?;
+        let share = (before + after) / 2.0 * cores as f64 / 2.0;
+        println!(
+            "{:<44} {fair}  = {:.2}x half of {cores} cores x argon2 rate; {} refused (goal 0)",
+            "tenant B's logins while tenant A floods",
+            fair.rps / share,
+            fair.errors
+        );
+        println!(
+            "{:<44} {flooding}",
+            "  tenant A's flood meanwhile (503 = displaced)"
+        );
+    }
 
-    // Cold tenants: the first request to each of 10,000.
+    // Cold tenants: the first request to each of 10,000 (in `Scenarios::Hot` too: the
+    // round-robin below starts from the state this pass leaves).
     let tokens: Vec<String> = (0..TOUCHED)
         .map(|i| token(&secret, &tenants, &format!("t{i:06}")))
         .collect::<Result<_, _>>()?;
@@ -657,13 +815,15 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
         percentile(&mut firsts, 0.5),
         percentile(&mut firsts, 0.99)
     );
-    println!(
-        "{:<44} RSS {} MB (goal < 256)  open files {} (pool cache capacity {})",
-        "after touching 10,000 tenants",
-        status_of(pid, "VmRSS:").unwrap_or(0) / 1024,
-        open_files(pid),
-        settings.tenants.pool_cache_capacity
-    );
+    if all {
+        println!(
+            "{:<44} RSS {} MB (goal < 256)  open files {} (pool cache capacity {})",
+            "after touching 10,000 tenants",
+            status_of(pid, "VmRSS:").unwrap_or(0) / 1024,
+            open_files(pid),
+            settings.tenants.pool_cache_capacity
+        );
+    }
 
     // The single-tenant reference (see `rotating`), like the other baselines, is measured
     // before and after.
@@ -671,9 +831,10 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
     let one_script = rotating(root, "one_tenant.lua", &tokens[..1])?;
     let one = wrk(&whoami_url, 64, &[], Some(&one_script))?;
     println!(
-        "{:<44} {one}  = {:.2}x bare",
+        "{:<44} {one}  = {:.2}x bare, {:.2}x openapi",
         "whoami, one tenant, same Lua script",
-        ratio(&one)
+        one.rps / bare_rps,
+        one.rps / openapi_rps
     );
     let rr = wrk(
         &whoami_url,
@@ -692,19 +853,24 @@ async fn sqlite_tenants(root: &Path, cores: usize) -> anyhow::Result<()> {
         "{:<44} {:>9.0} before, {:.0} after (req/s)",
         "  baseline: one tenant around it", one.rps, one_after.rps
     );
-    println!(
-        "{:<44} RSS {} MB  open files {}",
-        "after the round-robin",
-        status_of(pid, "VmRSS:").unwrap_or(0) / 1024,
-        open_files(pid)
-    );
+    if all {
+        println!(
+            "{:<44} RSS {} MB  open files {}",
+            "after the round-robin",
+            status_of(pid, "VmRSS:").unwrap_or(0) / 1024,
+            open_files(pid)
+        );
+    }
     drop(server);
+    if !all {
+        return Ok(());
+    }
 
     // Provisioning through the CLI, one process per tenant as an operator runs it.
     let creates = 20;
     let t = Instant::now();
     for i in 0..creates {
-        let out = Command::new(bin)
+        let out = Command::new(&bin)
             .arg("--config")
             .arg(&config)
             .args(["tenant", "create", &format!("new{i:03}")])

@@ -94,7 +94,7 @@ pub async fn fleet(dir: &Path) -> anyhow::Result<()> {
     )?;
     let settings = Settings::load(Some(&config))?;
     let budget = usize::try_from(settings.database.postgres_connections_per_server)?;
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_vigia"));
+    let mut serve = Command::new(super::server_binary());
     serve
         .arg("--config")
         .arg(&config)
