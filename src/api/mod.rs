@@ -151,7 +151,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     router.around(move |next, req| edge(next, req, state.clone()))
 }
 
-const REQUEST_ID: &str = "X-Request-Id";
+/// Parsed once, not per request (a `&str` name is parsed and lower-cased at every use).
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
 /// Everything around the routes, as one layer: the request ID (accepted or generated, echoed
 /// in `X-Request-Id`), the shared state, the size limits, the operators' routes' absence, the
@@ -220,24 +221,39 @@ async fn edge(next: Arc<Route>, mut req: Request, state: Arc<AppState>) -> poem:
 }
 
 /// The client's `X-Request-Id` when it is a sane token (1-128 visible ASCII characters), else
-/// a new one: this process's random 64-bit prefix and a counter (unique across processes with
-/// overwhelming probability, and no system call per request as a random UUID would cost).
+/// a new one: this process's random 64-bit prefix and a counter, `{prefix:016x}-{counter:x}`
+/// (unique across processes with overwhelming probability, and no system call per request as
+/// a random UUID would cost). Written into a stack buffer: formatting it cost 3% of a token
+/// check.
 fn request_id(req: &Request) -> header::HeaderValue {
-    static PREFIX: LazyLock<u64> = LazyLock::new(rand::random);
+    static PREFIX: LazyLock<[u8; 17]> = LazyLock::new(|| {
+        let mut prefix = [b'-'; 17];
+        hex_digits(rand::random(), &mut prefix[..16]);
+        prefix
+    });
     static NEXT: AtomicU64 = AtomicU64::new(0);
     if let Some(given) = req
         .headers()
-        .get(REQUEST_ID)
+        .get(&REQUEST_ID)
         .filter(|v| (1..=128).contains(&v.len()) && v.as_bytes().iter().all(u8::is_ascii_graphic))
     {
         return given.clone();
     }
-    let id = format!(
-        "{:016x}-{:x}",
-        *PREFIX,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    header::HeaderValue::try_from(id).expect("BUG: hex digits and a dash are a valid header")
+    let counter = NEXT.fetch_add(1, Ordering::Relaxed);
+    let digits = (16 - counter.leading_zeros() as usize / 4).max(1);
+    let mut id = [0u8; 33];
+    id[..17].copy_from_slice(&*PREFIX);
+    hex_digits(counter, &mut id[17..17 + digits]);
+    header::HeaderValue::from_bytes(&id[..17 + digits])
+        .expect("BUG: hex digits and a dash are a valid header")
+}
+
+/// Writes the lowest `out.len()` hex digits of `value` (lowercase, most significant first).
+fn hex_digits(mut value: u64, out: &mut [u8]) {
+    for slot in out.iter_mut().rev() {
+        *slot = b"0123456789abcdef"[(value & 0xf) as usize];
+        value >>= 4;
+    }
 }
 
 /// What every request must pass before routing:
@@ -327,5 +343,28 @@ fn method_label(method: &poem::http::Method) -> &'static str {
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex_digits;
+
+    #[test]
+    fn request_ids_are_written_as_format_would() {
+        for value in [0, 1, 15, 16, 255, 0xdead_beef, u64::MAX] {
+            let digits = (16 - value.leading_zeros() as usize / 4).max(1);
+            let mut out = vec![0u8; digits];
+            hex_digits(value, &mut out);
+            assert_eq!(String::from_utf8(out).expect("ASCII"), format!("{value:x}"));
+        }
+        let mut prefix = [0u8; 16];
+        hex_digits(0x0123_4567_89ab_cdef, &mut prefix);
+        assert_eq!(&prefix, b"0123456789abcdef");
+        hex_digits(0xab, &mut prefix);
+        assert_eq!(
+            &prefix, b"00000000000000ab",
+            "zero-padded to the width given"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use poem::{IntoResponse, Response};
+use poem::{IntoResponse, Response, http::header};
 use poem_openapi::{
     ApiResponse,
     payload::{Json, Payload},
@@ -27,6 +27,10 @@ use crate::{
     domain::{Scope, User},
     tenancy::ScopeHandle,
 };
+
+/// `Json<T>`'s content type, as a header value made once (a `&str` is parsed per response).
+const JSON_CONTENT_TYPE: header::HeaderValue =
+    header::HeaderValue::from_static("application/json; charset=utf-8");
 
 /// A JSON body of type `T`, already serialised. Documented exactly as `Json<T>`.
 pub struct Rendered<T>(Bytes, PhantomData<fn() -> T>);
@@ -46,7 +50,7 @@ impl<T: Type> Payload for Rendered<T> {
 impl<T: Type> IntoResponse for Rendered<T> {
     fn into_response(self) -> Response {
         Response::builder()
-            .content_type(Self::CONTENT_TYPE)
+            .header(header::CONTENT_TYPE, JSON_CONTENT_TYPE)
             .body(self.0)
     }
 }
@@ -148,5 +152,18 @@ impl BodyCache {
         };
         self.rendered.insert(key, Arc::new(rendered));
         bodies
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rendered_content_type_is_json_payloads() {
+        assert_eq!(
+            JSON_CONTENT_TYPE.to_str().expect("ASCII"),
+            <Json<String> as Payload>::CONTENT_TYPE
+        );
     }
 }

@@ -96,7 +96,7 @@ pub fn request_meta(req: &Request) -> RequestMeta {
     };
     let user_agent = req
         .headers()
-        .get("User-Agent")
+        .get(poem::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(256).collect());
     RequestMeta { client, user_agent }

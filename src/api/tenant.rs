@@ -24,6 +24,8 @@ use crate::{domain::TenantId, error::Error};
 
 /// The header's name, as the spec documents it (HTTP compares header names case-insensitively).
 pub const HEADER: &str = "X-Tenant";
+/// [`HEADER`] parsed once, for reading it (a `&str` name is parsed at every use).
+const HEADER_NAME: poem::http::HeaderName = poem::http::HeaderName::from_static("x-tenant");
 
 /// The `X-Tenant` header where it is optional: `None` when absent; 422 when malformed.
 pub struct XTenant(pub Option<TenantId>);
@@ -56,7 +58,7 @@ pub fn requested(req: &Request) -> Result<Option<TenantId>, ApiError> {
 /// "no tenant"; otherwise it must parse as a [`TenantId`].
 fn parse(req: &Request) -> Result<Option<TenantId>, ApiError> {
     let invalid = |why: &str| ApiError::from(Error::Validation(format!("{HEADER}: {why}")));
-    let mut values = req.headers().get_all(HEADER).iter();
+    let mut values = req.headers().get_all(&HEADER_NAME).iter();
     match (values.next(), values.next()) {
         (None, _) => Ok(None),
         (Some(_), Some(_)) => Err(invalid("must be given once")),
