@@ -198,7 +198,7 @@ async fn edge(next: Arc<Route>, mut req: Request, state: Arc<AppState>) -> poem:
     if let Some(uri) = logged {
         let caller = context.caller.get();
         tracing::info!(
-            request_id = %context.id.to_str().unwrap_or_default(),
+            request_id = context.id.to_str().unwrap_or_default(),
             method,
             path = uri.path(),
             status = response.status().as_u16(),

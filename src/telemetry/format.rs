@@ -1,6 +1,8 @@
 //! The line formatter: [`LineFormat`] writes one event as one line of `key=value` text or
-//! one JSON object, escaping every character [`must_escape`] names wherever it appears, with a
-//! timestamp formatted once a second and per-thread scratch space for `Debug` values.
+//! one JSON object, escaping every character [`must_escape`](super::must_escape) names wherever
+//! it appears (see [`escape`](super::escape)), with a timestamp formatted once a second and
+//! per-thread scratch space for `Debug` values. Integers, booleans and strings are written
+//! directly; only `Debug` and `Display` values go through the scratch space.
 
 use std::{
     cell::RefCell,
@@ -9,13 +11,15 @@ use std::{
 };
 
 use tracing::{
-    Event, Subscriber,
-    field::{Field, Visit},
+    Event, Level, Subscriber,
+    field::{Field, FieldSet, Visit},
 };
 use tracing_subscriber::{
     fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
     registry::LookupSpan,
 };
+
+use super::escape::{Digits, Escaper, i64_text, json_string, text_value, u64_text};
 
 /// One line per event: `2026-11-26T03:34:42.036281Z  INFO target: message key=value …`, or
 /// `{"timestamp":…,"level":…,"target":…,"message":…,"key":value,…}` (fields flattened). Text
@@ -39,38 +43,41 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let level = meta.level().as_str();
+        let level = LevelText::of(*meta.level());
         let timestamp = |w: &mut Writer<'_>| TIMESTAMP.with_borrow_mut(|t| w.write_str(t.now()));
         match self {
             LineFormat::Text => {
                 timestamp(&mut w)?;
                 if w.has_ansi_escapes() {
-                    let colour = match *meta.level() {
-                        tracing::Level::ERROR => "31",
-                        tracing::Level::WARN => "33",
-                        tracing::Level::INFO => "32",
-                        tracing::Level::DEBUG => "34",
-                        tracing::Level::TRACE => "35",
-                    };
-                    write!(w, " \x1b[{colour}m{level:>5}\x1b[0m ")?;
+                    w.write_str(level.coloured)?;
                 } else {
-                    write!(w, " {level:>5} ")?;
+                    w.write_str(level.plain)?;
                 }
                 Escaper::plain(&mut w).write_str(meta.target())?;
                 w.write_str(": ")?;
-                // The message first, then the other fields.
-                let mut message = TextFields::new(&mut w, Pass::Message);
-                event.record(&mut message);
-                message.result?;
-                let mut fields = TextFields::new(&mut w, Pass::Fields);
-                event.record(&mut fields);
-                fields.result?;
+                // The message first, then the other fields: in one pass when the message can
+                // only be the first field visited, else in two.
+                let mut pass = Pass::single(meta.fields());
+                if pass != Pass::Abandoned {
+                    let mut single = TextFields::new(&mut w, pass);
+                    event.record(&mut single);
+                    single.result?;
+                    pass = single.pass;
+                }
+                if pass == Pass::Abandoned {
+                    let mut message = TextFields::new(&mut w, Pass::Message);
+                    event.record(&mut message);
+                    message.result?;
+                    let mut fields = TextFields::new(&mut w, Pass::Fields);
+                    event.record(&mut fields);
+                    fields.result?;
+                }
                 w.write_char('\n')
             }
             LineFormat::Json => {
                 w.write_str("{\"timestamp\":\"")?;
                 timestamp(&mut w)?;
-                write!(w, "\",\"level\":\"{level}\",\"target\":")?;
+                w.write_str(level.json)?;
                 json_string(&mut w, meta.target())?;
                 let mut fields = JsonFields {
                     w: &mut w,
@@ -80,6 +87,37 @@ where
                 fields.result?;
                 w.write_str("}\n")
             }
+        }
+    }
+}
+
+/// A level's fixed text in each format (what `{level:>5}` and `{level}` gave, spelled out).
+struct LevelText {
+    /// ` INFO ` in a text line.
+    plain: &'static str,
+    /// The same with the level name coloured, at a terminal.
+    coloured: &'static str,
+    /// From the end of the timestamp to the start of the target in a JSON line.
+    json: &'static str,
+}
+
+impl LevelText {
+    fn of(level: Level) -> Self {
+        macro_rules! text {
+            ($padded:literal, $name:literal, $colour:literal) => {
+                LevelText {
+                    plain: concat!(" ", $padded, " "),
+                    coloured: concat!(" \x1b[", $colour, "m", $padded, "\x1b[0m "),
+                    json: concat!("\",\"level\":\"", $name, "\",\"target\":"),
+                }
+            };
+        }
+        match level {
+            Level::ERROR => text!("ERROR", "ERROR", "31"),
+            Level::WARN => text!(" WARN", "WARN", "33"),
+            Level::INFO => text!(" INFO", "INFO", "32"),
+            Level::DEBUG => text!("DEBUG", "DEBUG", "34"),
+            Level::TRACE => text!("TRACE", "TRACE", "35"),
         }
     }
 }
@@ -121,91 +159,61 @@ impl Timestamp {
             );
         }
         self.text.truncate(20);
-        let _ = write!(self.text, "{:06}Z", since.subsec_micros());
+        // Six digits, zero-padded (below a million, as `{:06}` wrote them).
+        let mut micros = since.subsec_micros();
+        let mut digits = [b'0'; 6];
+        for digit in digits.iter_mut().rev() {
+            // The remainder is below 10: the cast cannot truncate.
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        self.text.extend(digits.map(char::from));
+        self.text.push('Z');
         &self.text
     }
 }
 
-#[derive(PartialEq)]
+/// Which of an event's fields a pass over them writes.
+#[derive(Clone, Copy, PartialEq)]
 enum Pass {
+    /// Only `message`.
     Message,
+    /// Everything but `message`.
     Fields,
+    /// Everything, the message first, in one pass: only for events whose `message` field, if
+    /// any, is the first of their field set. tracing's macros visit the fields in field-set
+    /// order, so the message is then the first field visited, as in the two passes.
+    Single {
+        /// The field set has a message field (first).
+        message: bool,
+        /// A field has been visited.
+        started: bool,
+        /// A field other than the message has been written.
+        fields: bool,
+    },
+    /// The single pass gave up before writing anything (the event's first field visited was
+    /// not its message): [`Pass::Message`] and [`Pass::Fields`] write the line instead.
+    Abandoned,
 }
 
-/// Whether `c` may never appear raw in a log line: the C0 controls (line feed, carriage
-/// return, tab, ESC, …), DEL, the C1 controls (NEL, CSI, …), the Unicode line and paragraph
-/// separators (U+2028, U+2029: line breaks to many viewers), and the bidirectional formatting
-/// controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), which reorder what a
-/// terminal or log viewer shows without changing the bytes.
-pub fn must_escape(c: char) -> bool {
-    matches!(
-        c,
-        '\0'..='\u{1f}'
-            | '\u{7f}'..='\u{9f}'
-            | '\u{61c}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{2028}'
-            | '\u{2029}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}'
-    )
-}
-
-/// Writes text with `\\`, `\n`, `\r`, `\t` and `\u{…}` escapes for every [`must_escape`]
-/// character (and `\"` inside a quoted value), so text written through it is one line and can
-/// be read back exactly.
-struct Escaper<'a, W: fmt::Write> {
-    w: &'a mut W,
-    /// Inside a quoted value: `"` is escaped too.
-    quoted: bool,
-}
-
-impl<'a, W: fmt::Write> Escaper<'a, W> {
-    /// For message text, targets and field names (not quoted).
-    fn plain(w: &'a mut W) -> Self {
-        Self { w, quoted: false }
-    }
-}
-
-impl<W: fmt::Write> fmt::Write for Escaper<'_, W> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut plain = 0;
-        for (i, c) in s.char_indices() {
-            let escape = match c {
-                '\\' => "\\\\",
-                '"' if self.quoted => "\\\"",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                c if must_escape(c) => "",
-                _ => continue,
-            };
-            self.w.write_str(&s[plain..i])?;
-            if escape.is_empty() {
-                write!(self.w, "\\u{{{:x}}}", u32::from(c))?;
-            } else {
-                self.w.write_str(escape)?;
+impl Pass {
+    /// One pass if `fields` names `message` first or not at all, else two.
+    fn single(fields: &FieldSet) -> Self {
+        let mut message = false;
+        for (i, field) in fields.iter().enumerate() {
+            if field.name() == "message" {
+                if i > 0 {
+                    return Pass::Abandoned;
+                }
+                message = true;
             }
-            plain = i + c.len_utf8();
         }
-        self.w.write_str(&s[plain..])
+        Pass::Single {
+            message,
+            started: false,
+            fields: false,
+        }
     }
-}
-
-/// A text value: bare when it is non-empty and holds no space, `"`, `=` or [`must_escape`]
-/// character (a bare value is literal, up to the next space), else quoted with escapes.
-fn text_value(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    let bare = !s.is_empty()
-        && !s
-            .chars()
-            .any(|c| matches!(c, ' ' | '"' | '=') || must_escape(c));
-    if bare {
-        return w.write_str(s);
-    }
-    w.write_char('"')?;
-    Escaper { w, quoted: true }.write_str(s)?;
-    w.write_char('"')
 }
 
 /// `key=value` fields; values with spaces, quotes, `=` or control characters (or empty) are
@@ -225,13 +233,47 @@ impl<'a, 'w> TextFields<'a, 'w> {
         }
     }
 
-    fn value(&mut self, field: &Field, value: fmt::Arguments<'_>, text: Option<&str>) {
-        let is_message = field.name() == "message";
-        if self.result.is_err() || is_message != (self.pass == Pass::Message) {
-            return;
+    /// Whether this pass writes `field` now, and if so whether it is the message.
+    fn admit(&mut self, field: &Field) -> Option<bool> {
+        if self.result.is_err() {
+            return None;
         }
+        let is_message = field.name() == "message";
+        match &mut self.pass {
+            Pass::Message => is_message.then_some(true),
+            Pass::Fields => (!is_message).then_some(false),
+            Pass::Abandoned => None,
+            Pass::Single {
+                message,
+                started,
+                fields,
+            } => {
+                if *message && !*started && !is_message {
+                    // The message may still come (a field set in a hand-built order): let the
+                    // two passes put it first. Nothing has been written yet.
+                    self.pass = Pass::Abandoned;
+                    return None;
+                }
+                *started = true;
+                // A message after other fields can only come from a hand-built value set that
+                // lists the message field twice; it is then written as a field.
+                *fields |= !is_message;
+                Some(is_message && !*fields)
+            }
+        }
+    }
+
+    /// Writes `field` with its value: `text` when the value is a string, else `value`'s text.
+    fn value(&mut self, field: &Field, value: fmt::Arguments<'_>, text: Option<&str>) {
+        let Some(is_message) = self.admit(field) else {
+            return;
+        };
         self.result = if is_message {
-            Escaper::plain(&mut *self.w).write_fmt(value)
+            let mut escaper = Escaper::plain(&mut *self.w);
+            match text {
+                Some(s) => escaper.write_str(s),
+                None => escaper.write_fmt(value),
+            }
         } else {
             self.w
                 .write_char(' ')
@@ -252,6 +294,24 @@ impl<'a, 'w> TextFields<'a, 'w> {
 }
 
 impl Visit for TextFields<'_, '_> {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        // Digits (and a `-`) are always bare, exactly as `Debug` wrote them.
+        let mut buf = Digits::default();
+        let text = i64_text(&mut buf, value);
+        self.value(field, format_args!("{text}"), Some(text));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        let mut buf = Digits::default();
+        let text = u64_text(&mut buf, value);
+        self.value(field, format_args!("{text}"), Some(text));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        let text = if value { "true" } else { "false" };
+        self.value(field, format_args!("{text}"), Some(text));
+    }
+
     fn record_str(&mut self, field: &Field, value: &str) {
         self.value(field, format_args!("{value}"), Some(value));
     }
@@ -282,15 +342,19 @@ impl JsonFields<'_, '_> {
 
 impl Visit for JsonFields<'_, '_> {
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |w| write!(w, "{value}"));
+        self.member(field, |w| {
+            w.write_str(i64_text(&mut Digits::default(), value))
+        });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |w| write!(w, "{value}"));
+        self.member(field, |w| {
+            w.write_str(u64_text(&mut Digits::default(), value))
+        });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |w| write!(w, "{value}"));
+        self.member(field, |w| w.write_str(if value { "true" } else { "false" }));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -315,32 +379,4 @@ impl Visit for JsonFields<'_, '_> {
             })
         });
     }
-}
-
-/// `s` as a JSON string literal, every [`must_escape`] character escaped (`\n`, `\r`, `\t` or
-/// `\uXXXX`; JSON itself demands it only of C0 controls).
-fn json_string(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
-    w.write_char('"')?;
-    let mut plain = 0;
-    for (i, c) in s.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if must_escape(c) => "",
-            _ => continue,
-        };
-        w.write_str(&s[plain..i])?;
-        if escape.is_empty() {
-            // Every such character is in the Basic Multilingual Plane: four digits suffice.
-            write!(w, "\\u{:04x}", u32::from(c))?;
-        } else {
-            w.write_str(escape)?;
-        }
-        plain = i + c.len_utf8();
-    }
-    w.write_str(&s[plain..])?;
-    w.write_char('"')
 }

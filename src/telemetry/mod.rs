@@ -21,8 +21,9 @@
 //! logging thread writes it out itself, so a flood slows its writers down rather than dropping,
 //! say, a lockout alert.
 //!
-//! The pieces: [`format`] writes one event as one line; [`writer`] batches the lines and
-//! writes them out on its own thread.
+//! The pieces: [`format`] writes one event as one line; [`escape`] escapes and quotes its
+//! text (copying runs of plain ASCII whole); [`writer`] batches the lines and writes them out
+//! on its own thread.
 
 use std::io;
 
@@ -30,13 +31,17 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::Environment;
 
+mod escape;
 mod format;
 mod writer;
 
 #[cfg(test)]
+mod escape_tests;
+#[cfg(test)]
 mod tests;
 
-pub use format::{LineFormat, must_escape};
+pub use escape::must_escape;
+pub use format::LineFormat;
 pub use writer::{BatchWriter, LogGuard};
 
 /// Installs the global subscriber; keep the guard until exit, it writes the last lines.

@@ -73,7 +73,7 @@ fn one_line(format: LineFormat) -> String {
 }
 
 /// What `format` writes for the events `emit` makes; `ansi` as at a terminal.
-fn written(format: LineFormat, ansi: bool, emit: impl FnOnce()) -> String {
+pub(super) fn written(format: LineFormat, ansi: bool, emit: impl FnOnce()) -> String {
     let sink = CapturedOutput::default();
     let writer = {
         let sink = sink.clone();
@@ -184,7 +184,7 @@ fn a_line_is_written_soon_without_further_lines() {
 
 /// Characters a log line must never carry raw, with characters that need quoting or
 /// escaping in a value, and some letters.
-fn nasty_text() -> impl proptest::strategy::Strategy<Value = String> {
+pub(super) fn nasty_text() -> impl proptest::strategy::Strategy<Value = String> {
     use proptest::prelude::*;
     let special = prop::sample::select(vec![
         '\0', '\n', '\r', '\t', '\x0b', '\x0c', '\x07', '\x08', '\x1b', '\x7f', '\u{80}', '\u{85}',
