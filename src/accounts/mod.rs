@@ -20,13 +20,13 @@ use serde_json::json;
 pub use self::authority::{Change, Refusal, authority};
 use crate::{
     auth::{Principal, RequestMeta, anonymous_event, identity::Identities, password::Hasher},
-    domain::{Email, FullName, Password, Permission, Permissions, Roles, Username},
+    domain::{Email, FullName, Password, Permission, Permissions, Roles, Scope, Username},
     error::{Error, TokenError},
     store::{
         audit::{AuditEvent, AuditFilter, AuditType},
         users::{NewUser, User, UserFilter},
     },
-    tenancy::ScopeHandle,
+    tenancy::Registry,
 };
 
 /// Who resets a password (`POST /api/v1/auth/reset-password`).
@@ -242,17 +242,19 @@ impl Accounts {
         })
     }
 
-    /// Sets the password of the user with `email` in `tenant`, on behalf of `by`. Revokes the
-    /// user's tokens.
+    /// Sets the password of the user with `email` in `scope` (resolved by the registry, as
+    /// logins and tokens are), on behalf of `by`. Revokes the user's tokens.
     pub async fn reset_password(
         &self,
-        tenant: &ScopeHandle,
+        registry: &Registry,
+        scope: &Scope,
         email: &Email,
         new: Password,
         by: ResetBy<'_>,
         meta: &RequestMeta,
     ) -> Result<User, Error> {
         const ACTION: &str = "reset_password";
+        let tenant = &*registry.resolve(scope).await?;
         if let ResetBy::Administrator(admin) = by {
             // The API verified the token with this tenant's key; a caller of another scope
             // never administers it, whoever calls this.

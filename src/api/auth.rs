@@ -35,18 +35,6 @@ use crate::{
 #[derive(Default)]
 pub struct AuthApi;
 
-/// A login's outcome as a metrics label.
-fn login_outcome<T>(result: &Result<T, Error>) -> &'static str {
-    match result {
-        Ok(_) => "succeeded",
-        Err(Error::BadCredentials) => "bad_credentials",
-        Err(Error::TooManyRequests { .. }) => "throttled",
-        Err(Error::Forbidden(_)) => "forbidden",
-        Err(Error::Unavailable { .. }) => "unavailable",
-        Err(_) => "error",
-    }
-}
-
 /// The scope a login names: the `X-Tenant` header, else the OAuth2 client ID (form field
 /// `client_id`, else the user name of `Authorization: Basic`), else the legacy database.
 fn login_scope(header: XTenant, req: &Request, client_id: Option<&str>) -> Result<Scope, ApiError> {
@@ -114,13 +102,16 @@ impl AuthApi {
         }
         let login = LoginIdentifier::parse(&form.username)?;
         let password = Password::parse(form.password, "password")?;
-        let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
         let outcome = state
             .auth
-            .login(&tenant, &login, password, &request_meta(req))
-            .await;
-        state.metrics.login(&scope, login_outcome(&outcome));
-        let outcome = outcome?;
+            .login(
+                &state.registry,
+                &scope,
+                &login,
+                password,
+                &request_meta(req),
+            )
+            .await?;
         let body = TokenResponse::new(outcome.access_token, &outcome.user);
         Ok(LoginResponse::Ok(
             Json(body),
@@ -231,11 +222,10 @@ impl AuthApi {
         let body = body.0;
         let email = Email::parse(&body.email)?;
         let new = Password::parse(body.new_password, "new_password")?;
-        let tenant = state.registry.resolve(&scope).await.map_err(Error::from)?;
         let meta = request_meta(req);
         let user = state
             .accounts
-            .reset_password(&tenant, &email, new, by, &meta)
+            .reset_password(&state.registry, &scope, &email, new, by, &meta)
             .await?;
         Ok(Json(ResetPasswordResponse {
             email: user.email.to_string(),

@@ -8,13 +8,13 @@ use serde_json::json;
 
 use super::{Auth, Principal, RequestMeta, password, principal::anonymous_event, throttle::now};
 use crate::{
-    domain::{LoginIdentifier, Password},
+    domain::{LoginIdentifier, Password, Scope},
     error::Error,
     store::{
         audit::{AuditType, NewAuditEvent},
         users::User,
     },
-    tenancy::ScopeHandle,
+    tenancy::{Registry, ScopeHandle},
 };
 
 /// A successful login.
@@ -22,6 +22,18 @@ use crate::{
 pub struct Login {
     pub access_token: String,
     pub user: User,
+}
+
+/// A login's outcome as a metrics label.
+fn login_outcome<T>(result: &Result<T, Error>) -> &'static str {
+    match result {
+        Ok(_) => "succeeded",
+        Err(Error::BadCredentials) => "bad_credentials",
+        Err(Error::TooManyRequests { .. }) => "throttled",
+        Err(Error::Forbidden(_)) => "forbidden",
+        Err(Error::Unavailable { .. }) => "unavailable",
+        Err(_) => "error",
+    }
 }
 
 /// The refusal of a locked account (or name), for `wait` more seconds.
@@ -33,14 +45,32 @@ fn locked(wait: i64) -> Error {
 }
 
 impl Auth {
-    /// Checks a username-or-e-mail and password in `tenant`; issues a token.
+    /// Checks a username-or-e-mail and password in `scope` (which the registry resolves, as
+    /// for a token: one way to go from a request's tenant to its handle); issues a token. The
+    /// outcome is counted in the metrics once the scope is known to be served (so unknown
+    /// tenant IDs never become metric labels).
+    pub async fn login(
+        &self,
+        registry: &Registry,
+        scope: &Scope,
+        login: &LoginIdentifier,
+        password: Password,
+        meta: &RequestMeta,
+    ) -> Result<Login, Error> {
+        let tenant = registry.resolve(scope).await?;
+        let outcome = self.check_password(&tenant, login, password, meta).await;
+        self.metrics.login(scope, login_outcome(&outcome));
+        outcome
+    }
+
+    /// [`Self::login`] in a served scope.
     ///
     /// Order: the address's rate limit; then one attempt is reserved atomically (per account
     /// in its database, per unknown name in the same database's `login_name_failures`) *before* any hash is computed, so parallel
     /// attempts can never get more tries than the threshold; a locked name answers 429 without
     /// hashing, whether or not an account exists. Only once the password checked out may the
     /// answer speak of the account (inactive, no roles, expired password).
-    pub async fn login(
+    async fn check_password(
         &self,
         tenant: &Arc<ScopeHandle>,
         login: &LoginIdentifier,
