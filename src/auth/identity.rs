@@ -127,16 +127,8 @@ impl Identities {
             .map_err(|e| (*e).clone())
     }
 
-    /// The user `id` of `tenant`, from memory when fresh, else from the database.
-    pub async fn user(
-        &self,
-        tenant: &ScopeHandle,
-        id: i64,
-    ) -> Result<Option<Arc<User>>, StoreError> {
-        Ok(self.user_snapshot(tenant, id).await?.map(|s| s.user))
-    }
-
-    /// [`Self::user`], with what it takes to reuse the answer ([`Self::still_serves`]).
+    /// The user `id` of `tenant`, from memory when fresh, else from the database, with what
+    /// it takes to reuse the answer ([`Self::still_serves`]).
     pub async fn user_snapshot(
         &self,
         tenant: &ScopeHandle,
@@ -189,7 +181,7 @@ impl Identities {
         Ok(Some(cached))
     }
 
-    /// Whether `snapshot`, taken in `scope`, still holds what [`Self::user`] would answer.
+    /// Whether `snapshot`, taken in `scope`, still holds what [`Self::user_snapshot`] would answer.
     /// Costs no lookup unless some user changed since it was last confirmed.
     pub fn still_serves(&self, scope: &Scope, snapshot: &UserSnapshot) -> bool {
         if self.now_millis() >= snapshot.expires_at {

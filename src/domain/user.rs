@@ -242,10 +242,6 @@ impl Permissions {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.0
     }
