@@ -82,69 +82,62 @@ fn check_name(name: &str) {
     );
 }
 
-impl<'a> ApiExtractor<'a> for XTenant {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::Parameter];
-
-    // No default and no validators: the value is parsed here, by the domain's rules.
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        <String as Type>::register(registry);
-    }
-
-    fn param_in() -> Option<MetaParamIn> {
-        Some(MetaParamIn::Header)
-    }
-
-    fn param_schema_ref() -> Option<MetaSchemaRef> {
-        Some(schema())
-    }
-
-    async fn from_request(
-        req: &'a Request,
-        _body: &mut RequestBody,
-        param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        check_name(param_opts.name);
-        Ok(Self(requested(req)?))
+impl XTenant {
+    fn from_requested(tenant: Option<TenantId>) -> Result<Self, ApiError> {
+        Ok(Self(tenant))
     }
 }
 
-impl<'a> ApiExtractor<'a> for RequiredTenant {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::Parameter];
-    const PARAM_IS_REQUIRED: bool = true;
-
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        <String as Type>::register(registry);
-    }
-
-    fn param_in() -> Option<MetaParamIn> {
-        Some(MetaParamIn::Header)
-    }
-
-    fn param_schema_ref() -> Option<MetaSchemaRef> {
-        Some(schema())
-    }
-
-    async fn from_request(
-        req: &'a Request,
-        _body: &mut RequestBody,
-        param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        check_name(param_opts.name);
-        match requested(req)? {
+impl RequiredTenant {
+    fn from_requested(tenant: Option<TenantId>) -> Result<Self, ApiError> {
+        match tenant {
             Some(tenant) => Ok(Self(tenant)),
             None => {
                 let missing = Error::Validation(format!("{HEADER} header is required"));
-                Err(ApiError::from(missing).into())
+                Err(ApiError::from(missing))
             }
         }
     }
 }
+
+/// What both extractors are to the spec — a string parameter in the header, required or not
+/// — and how they extract: [`requested`], then the type's own `from_requested`.
+macro_rules! header_extractor {
+    ($ty:ty, required = $required:expr) => {
+        impl<'a> ApiExtractor<'a> for $ty {
+            const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::Parameter];
+            const PARAM_IS_REQUIRED: bool = $required;
+
+            // No default and no validators: the value is parsed here, by the domain's rules.
+            type ParamType = ();
+            type ParamRawType = ();
+
+            fn register(registry: &mut Registry) {
+                <String as Type>::register(registry);
+            }
+
+            fn param_in() -> Option<MetaParamIn> {
+                Some(MetaParamIn::Header)
+            }
+
+            fn param_schema_ref() -> Option<MetaSchemaRef> {
+                Some(schema())
+            }
+
+            async fn from_request(
+                req: &'a Request,
+                _body: &mut RequestBody,
+                param_opts: ExtractParamOptions<Self::ParamType>,
+            ) -> poem::Result<Self> {
+                check_name(param_opts.name);
+                Ok(Self::from_requested(requested(req)?)?)
+            }
+        }
+    };
+}
+
+header_extractor!(XTenant, required = false);
+header_extractor!(RequiredTenant, required = true);
 
 #[cfg(test)]
 mod tests {

@@ -366,12 +366,7 @@ async fn a_saturated_server_answers_503_with_retry_after_then_recovers() {
     ignore = "needs VIGIA_TEST_POSTGRES_URL (the Postgres group): PostgreSQL's server binaries (initdb, pg_ctl) for a cluster of the test's own"
 )]
 async fn a_fleet_larger_than_the_servers_connection_limit_is_served_without_errors() {
-    let cluster = PgCluster::start(100)
-        .expect(
-            "PostgreSQL's server binaries (initdb, pg_ctl) are not installed under \
-             /usr/lib/postgresql/N/bin: install them (Debian: apt-get install postgresql)",
-        )
-        .expect("a PostgreSQL cluster of the test's own starts");
+    let cluster = PgCluster::start_for_test(100);
     let base = cluster.url();
     let mut options = options(&base, &[]);
     options.fixture = false;

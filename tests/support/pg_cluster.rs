@@ -61,6 +61,21 @@ impl PgCluster {
         Some(Self::start_with(bin, max_connections))
     }
 
+    /// [`Self::start`] for a test that must run: panics naming what to install when the
+    /// binaries are missing, or why the cluster did not start.
+    #[allow(
+        dead_code,
+        reason = "the benchmark includes this file and skips instead"
+    )]
+    pub fn start_for_test(max_connections: u32) -> Self {
+        Self::start(max_connections)
+            .expect(
+                "PostgreSQL's server binaries (initdb, pg_ctl) are not installed under \
+                 /usr/lib/postgresql/N/bin: install them (Debian: apt-get install postgresql)",
+            )
+            .expect("a PostgreSQL cluster of the test's own starts")
+    }
+
     fn start_with(bin: PathBuf, max_connections: u32) -> std::io::Result<Self> {
         let dir = std::env::temp_dir().join(format!("vigia-pg-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir)?;

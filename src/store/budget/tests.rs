@@ -80,12 +80,7 @@ async fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     ignore = "needs VIGIA_TEST_POSTGRES_URL (the Postgres group): PostgreSQL's server binaries (initdb, pg_ctl) for a cluster of the test's own"
 )]
 async fn a_waiting_pool_closes_one_idle_connection_of_another_however_often_it_wakes() {
-    let cluster = PgCluster::start(10)
-        .expect(
-            "PostgreSQL's server binaries (initdb, pg_ctl) are not installed under \
-             /usr/lib/postgresql/N/bin: install them (Debian: apt-get install postgresql)",
-        )
-        .expect("the cluster starts");
+    let cluster = PgCluster::start_for_test(10);
     let options =
         PgConnectOptions::from_str(&format!("{}/postgres", cluster.url())).expect("a URL");
     let budgets = Budgets::new(2, Duration::from_secs(60), Duration::from_secs(5));
