@@ -7,6 +7,11 @@
 //! customer base. `metrics.per_tenant` labels the login and lockout counters by tenant for a
 //! deployment that wants it (and whose Prometheus can hold a series per tenant).
 
+use std::{
+    collections::HashMap,
+    sync::{PoisonError, RwLock, RwLockReadGuard},
+};
+
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
@@ -14,6 +19,11 @@ use prometheus_client::{
 };
 
 use crate::{domain::Scope, store::budget::ServerUsage};
+
+/// A read lock; a panic while holding the write lock leaves a whole map (an insert is one step).
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -81,10 +91,17 @@ enum Lockouts {
     PerTenant(Family<TenantLabels, Counter>),
 }
 
+/// A request series' key: route, method, status.
+type SeriesKey = (&'static str, &'static str, u16);
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    /// The count and latency series of each route, method and status seen, looked up with
+    /// one cheap hash instead of two label-set lookups under SipHash (2% of a token check).
+    /// Bounded as the labels are: routes and methods are fixed names, statuses few.
+    series: RwLock<HashMap<SeriesKey, (Counter, Histogram), foldhash::fast::FixedState>>,
     logins: Logins,
     lockouts: Lockouts,
     pools: Gauge,
@@ -219,6 +236,7 @@ impl Metrics {
             registry,
             requests,
             latency,
+            series: RwLock::default(),
             logins,
             lockouts,
             pools,
@@ -237,16 +255,26 @@ impl Metrics {
 
     /// Counts one answered request.
     pub fn request(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route,
-                method,
-                status,
-            })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels { route, method })
-            .observe(seconds);
+        let key = (route, method, status);
+        let known = read(&self.series).get(&key).cloned();
+        let (count, latency) = known.unwrap_or_else(|| {
+            let series = (
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        route,
+                        method,
+                        status,
+                    })
+                    .clone(),
+                self.latency
+                    .get_or_create(&RouteLabels { route, method })
+                    .clone(),
+            );
+            let mut known = self.series.write().unwrap_or_else(PoisonError::into_inner);
+            known.entry(key).or_insert(series).clone()
+        });
+        count.inc();
+        latency.observe(seconds);
     }
 
     /// Counts one login attempt's outcome (`succeeded`, `bad_credentials`, `locked`, …) in

@@ -41,7 +41,8 @@ use crate::{
     domain::Scope,
     icsrs::Icsrs,
     metrics::Metrics,
-    tenancy::Registry,
+    telemetry::access::{self, AccessCaller, AccessLine},
+    tenancy::{Registry, ScopeHandle},
 };
 
 /// What every handler shares; attached to every route as request data.
@@ -72,13 +73,13 @@ pub struct RequestContext {
 /// The authenticated caller of a request, for its log line: shared handles (no copies on the
 /// request path), read only when the line is written.
 pub struct Caller {
-    pub scope: Scope,
+    pub handle: Arc<ScopeHandle>,
     pub claims: Arc<Claims>,
 }
 
 impl Caller {
     fn tenant(&self) -> &str {
-        match &self.scope {
+        match &self.handle.scope {
             Scope::Legacy => "legacy",
             Scope::Tenant(id) => id.as_str(),
         }
@@ -176,7 +177,7 @@ async fn edge(next: Arc<Route>, mut req: Request, state: Arc<AppState>) -> poem:
     // Every API answer may carry personal data (profiles, cases, the audit trail) or a token.
     let private = req.uri().path().starts_with("/api/");
     // A clone of the URI shares its bytes: no copy of the path per request.
-    let logged = tracing::enabled!(tracing::Level::INFO).then(|| req.uri().clone());
+    let logged = access::enabled().then(|| req.uri().clone());
     let metrics = state.metrics.clone();
     let admitted = admit(&mut req, &state).await;
     req.extensions_mut().insert(state);
@@ -196,18 +197,19 @@ async fn edge(next: Arc<Route>, mut req: Request, state: Arc<AppState>) -> poem:
         elapsed.as_secs_f64(),
     );
     if let Some(uri) = logged {
-        let caller = context.caller.get();
-        tracing::info!(
-            request_id = context.id.to_str().unwrap_or_default(),
+        AccessLine {
+            request_id: context.id.to_str().unwrap_or_default(),
             method,
-            path = uri.path(),
-            status = response.status().as_u16(),
-            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            tenant = caller.map(Caller::tenant),
-            user_id = caller.map(|c| c.claims.uid),
-            trace = caller.map(|c| c.claims.trace.as_str()),
-            "request"
-        );
+            path: uri.path(),
+            status: response.status().as_u16(),
+            micros: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            caller: context.caller.get().map(|c| AccessCaller {
+                tenant: c.tenant(),
+                user_id: c.claims.uid,
+                trace: &c.claims.trace,
+            }),
+        }
+        .log();
     }
     let headers = response.headers_mut();
     headers.insert(REQUEST_ID, context.id.clone());

@@ -64,7 +64,7 @@ async fn authenticate(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         .map_err(ApiError::from)?;
     if let Some(context) = req.extensions().get::<Arc<RequestContext>>() {
         let _ = context.caller.set(Caller {
-            scope: principal.handle.scope.clone(),
+            handle: principal.handle.clone(),
             claims: principal.claims.clone(),
         });
     }

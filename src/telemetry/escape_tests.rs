@@ -1,7 +1,8 @@
 //! The fast paths of the formatter against the slow ones: the escapers against character-by-
 //! character references (the code they replaced), integers against `Display`, and whole lines
 //! written in one pass, through the direct integer and string paths, against the same lines
-//! written in two passes or through `Debug` and `Display`.
+//! written in two passes or through `Debug` and `Display`; access lines written directly
+//! against the same lines written through `tracing`.
 
 use std::fmt::Write as _;
 
@@ -9,6 +10,7 @@ use proptest::prelude::*;
 
 use super::{
     LineFormat,
+    access::{AccessCaller, AccessLine},
     escape::{Digits, Escaper, i64_text, is_bare, json_string, must_escape, text_value, u64_text},
     tests::{nasty_text, written},
 };
@@ -230,5 +232,78 @@ proptest! {
             let (direct, slow) = both(format, &s, u, i, b);
             prop_assert_eq!(direct, slow);
         }
+    }
+}
+
+/// The access line written directly and through `tracing`, in `format`, without timestamps.
+fn access_both(line: &AccessLine<'_>, format: LineFormat, ansi: bool) -> (String, String) {
+    let strip = |written: &str| match format {
+        LineFormat::Text => written[27..].to_owned(),
+        LineFormat::Json => format!("{}{}", &written[..14], &written[41..]),
+    };
+    let mut direct = String::new();
+    line.format(&mut direct, format, ansi);
+    let traced = written(format, ansi, || line.emit());
+    (strip(&direct), strip(&traced))
+}
+
+#[test]
+fn access_lines_written_directly_are_the_lines_tracing_writes() {
+    let caller = AccessCaller {
+        tenant: "acme-pharma",
+        user_id: -7,
+        trace: "a b\"c\u{1b}",
+    };
+    let line = AccessLine {
+        request_id: "0123456789abcdef-1f",
+        method: "GET",
+        path: "/api/v1/auth/whoami",
+        status: 200,
+        micros: 1234,
+        caller: Some(caller),
+    };
+    for format in [LineFormat::Text, LineFormat::Json] {
+        for ansi in [false, true] {
+            for line in [
+                line,
+                AccessLine {
+                    caller: None,
+                    ..line
+                },
+            ] {
+                let (direct, traced) = access_both(&line, format, ansi);
+                assert_eq!(direct, traced, "{format:?}, ansi {ansi}");
+            }
+        }
+    }
+    let (direct, _) = access_both(&line, LineFormat::Text, false);
+    assert_eq!(
+        direct,
+        "  INFO vigia::api: request request_id=0123456789abcdef-1f method=GET \
+         path=/api/v1/auth/whoami status=200 micros=1234 tenant=acme-pharma user_id=-7 \
+         trace=\"a b\\\"c\\u{1b}\"\n"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn access_lines_match_tracing_on_any_text(
+        id in any_text(), path in any_text(), tenant in any_text(), trace in any_text(),
+        status in any::<u16>(), micros in any::<u64>(), user_id in any::<i64>(),
+        json in any::<bool>(), authenticated in any::<bool>(),
+    ) {
+        let line = AccessLine {
+            request_id: &id,
+            method: "POST",
+            path: &path,
+            status,
+            micros,
+            caller: authenticated.then_some(AccessCaller { tenant: &tenant, user_id, trace: &trace }),
+        };
+        let format = if json { LineFormat::Json } else { LineFormat::Text };
+        let (direct, traced) = access_both(&line, format, false);
+        prop_assert_eq!(direct, traced);
     }
 }

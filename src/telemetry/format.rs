@@ -44,7 +44,6 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         let level = LevelText::of(*meta.level());
-        let timestamp = |w: &mut Writer<'_>| TIMESTAMP.with_borrow_mut(|t| w.write_str(t.now()));
         match self {
             LineFormat::Text => {
                 timestamp(&mut w)?;
@@ -92,17 +91,17 @@ where
 }
 
 /// A level's fixed text in each format (what `{level:>5}` and `{level}` gave, spelled out).
-struct LevelText {
+pub(super) struct LevelText {
     /// ` INFO ` in a text line.
-    plain: &'static str,
+    pub plain: &'static str,
     /// The same with the level name coloured, at a terminal.
-    coloured: &'static str,
+    pub coloured: &'static str,
     /// From the end of the timestamp to the start of the target in a JSON line.
-    json: &'static str,
+    pub json: &'static str,
 }
 
 impl LevelText {
-    fn of(level: Level) -> Self {
+    pub(super) fn of(level: Level) -> Self {
         macro_rules! text {
             ($padded:literal, $name:literal, $colour:literal) => {
                 LevelText {
@@ -127,6 +126,11 @@ thread_local! {
     /// Scratch space for fields given as `Debug` or `Display` values (their text is needed
     /// whole before it is escaped).
     static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Writes the time now as a line's timestamp.
+pub(super) fn timestamp(w: &mut impl fmt::Write) -> fmt::Result {
+    TIMESTAMP.with_borrow_mut(|t| w.write_str(t.now()))
 }
 
 /// RFC 3339 UTC with microseconds; the part up to the second is formatted once a second.

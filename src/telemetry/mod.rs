@@ -31,6 +31,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::Environment;
 
+pub mod access;
 mod escape;
 mod format;
 mod writer;
@@ -52,13 +53,20 @@ pub fn init(environment: Environment) -> LogGuard {
     let terminal = io::IsTerminal::is_terminal(&io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(writer.clone())
         .with_ansi(terminal);
     let format = match environment {
         // At a terminal the level is coloured (see `LineFormat::Text`); the text is the same.
         Environment::Development => LineFormat::Text,
         Environment::Production => LineFormat::Json,
     };
-    let _ = builder.event_format(format).try_init();
+    if builder.event_format(format).try_init().is_ok() {
+        // Access lines go straight to the same batch, formatted as this subscriber would.
+        let _ = access::DIRECT.set(access::Direct {
+            format,
+            ansi: terminal,
+            writer,
+        });
+    }
     guard
 }

@@ -50,6 +50,11 @@ pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl BatchWriter {
+    /// Appends one whole line to the batch.
+    pub(super) fn line(&self, line: &[u8]) -> io::Result<()> {
+        self.0.append(line)
+    }
+
     /// A writer batching into `sink`, and the guard of its flushing thread.
     pub fn spawn(sink: Box<dyn Write + Send>) -> (Self, LogGuard) {
         let batch = Arc::new(Batch {

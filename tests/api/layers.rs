@@ -30,7 +30,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "api",
         &[
-            "accounts", "auth", "cluster", "config", "domain", "error", "icsrs", "metrics",
+            "accounts",
+            "auth",
+            "cluster",
+            "config",
+            "domain",
+            "error",
+            "icsrs",
+            "metrics",
+            "telemetry",
             "tenancy",
         ],
     ),
