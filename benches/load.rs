@@ -63,7 +63,6 @@ use std::{
 };
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use vigia::{
     auth::password::Hasher,
@@ -71,13 +70,15 @@ use vigia::{
     domain::{Email, Password, Permissions, Role, Roles, Scope, TenantId, Username},
     store::users::NewUser,
     tenancy::{
-        Incarnation, ServerSecret,
+        Incarnation, ServerSecret, SigningKey,
         file::{self, TenantFile},
         provision::{self, NewTenant},
     },
 };
 
 const SECRET: &str = "bench-secret-0123456789abcdef-0123456789abcdef";
+/// The benchmark server's `server.public_url`: its tokens' issuers, whatever port it binds.
+const PUBLIC_URL: &str = "http://vigia.bench";
 const REGISTERED: usize = 100_000;
 const TOUCHED: usize = 10_000;
 const DURATION: &str = "10s";
@@ -381,7 +382,7 @@ fn rotating(dir: &Path, name: &str, tokens: &[String]) -> anyhow::Result<PathBuf
 }
 
 /// A token of juan.perez in `tenant`, signed with the key of the tenant's registration (its
-/// entry under `tenants`).
+/// entry under `tenants`), issued by the benchmark server's issuer for it (`PUBLIC_URL`).
 fn token(secret: &ServerSecret, tenants: &Path, tenant: &str) -> anyhow::Result<String> {
     let id = TenantId::parse(tenant)?;
     let entry: TenantFile = toml::from_str(&std::fs::read_to_string(file::path_of(tenants, &id))?)?;
@@ -390,15 +391,10 @@ fn token(secret: &ServerSecret, tenants: &Path, tenant: &str) -> anyhow::Result<
     let claims = json!({
         "sub": "1", "uid": 1, "username": "juan.perez", "email": "juan.perez@example.com", "role": "admin",
         "roles": ["admin", "qf"], "tenant": tenant, "trace": "bench", "iat": now, "exp": now + 3600,
-        "jti": format!("bench-{tenant}"), "ver": 0
+        "jti": format!("bench-{tenant}"), "ver": 0,
+        "iss": format!("{PUBLIC_URL}/tenants/{tenant}"), "aud": "vigia"
     });
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(secret.kid());
-    Ok(jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_secret(&secret.derive(&scope, entry.incarnation)),
-    )?)
+    Ok(SigningKey::derive(secret, &scope, entry.incarnation).sign(&claims)?)
 }
 
 fn status_of(pid: u32, key: &str) -> Option<u64> {
@@ -521,7 +517,7 @@ async fn sqlite_tenants(root: &Path, cores: usize, scenarios: Scenarios) -> anyh
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\n[tenants]\ndir = {:?}\npool_cache_capacity = {}\n[jwt]\nsecret = {SECRET:?}\n\
+            "data_dir = {:?}\n[tenants]\ndir = {:?}\npool_cache_capacity = {}\n[server]\npublic_url = {PUBLIC_URL:?}\n[jwt]\nsecret = {SECRET:?}\n\
              [security]\nlockout_threshold = 1000000000\nlogin_attempts_per_ip_per_minute = 1000000000\n",
             data.display().to_string(),
             tenants.display().to_string(),

@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor, postgres::PgConnection};
 use vigia::{config::Settings, tenancy::ServerSecret};
 
-use super::{Announces, SECRET, Wrk, pg_cluster::PgCluster, rotating, start, token};
+use super::{Announces, PUBLIC_URL, SECRET, Wrk, pg_cluster::PgCluster, rotating, start, token};
 
 /// The clusters' `max_connections`, a stock install's.
 const MAX_CONNECTIONS: u32 = 100;
@@ -84,7 +84,7 @@ pub async fn fleet(dir: &Path) -> anyhow::Result<()> {
         &config,
         format!(
             "environment = \"production\"\ndata_dir = {:?}\n[tenants]\ndir = {:?}\n\
-             [legacy]\ndatabase_url = \"{}/vigia_legacy\"\n[jwt]\nsecret = {SECRET:?}\n\
+             [legacy]\ndatabase_url = \"{}/vigia_legacy\"\n[server]\npublic_url = {PUBLIC_URL:?}\n[jwt]\nsecret = {SECRET:?}\n\
              [admin]\ntoken = {OPERATOR_TOKEN:?}\n\
              [security]\nlockout_threshold = 1000000000\nlogin_attempts_per_ip_per_minute = 1000000000\n",
             dir.join("data").display().to_string(),

@@ -35,6 +35,31 @@ use crate::{
 #[derive(Default)]
 pub struct AuthApi;
 
+/// The OAuth2 password grant (RFC 6749 4.3) in `scope`: the login of `/api/v1/auth/login`
+/// and of each issuer's token endpoint.
+pub(super) async fn password_grant(
+    state: &AppState,
+    req: &Request,
+    scope: &Scope,
+    form: LoginForm,
+) -> Result<LoginResponse, ApiError> {
+    if form.grant_type.as_deref().is_some_and(|g| g != "password") {
+        return Err(Error::Validation("grant_type must be \"password\"".into()).into());
+    }
+    let login = LoginIdentifier::parse(&form.username)?;
+    let password = Password::parse(form.password, "password")?;
+    let outcome = state
+        .auth
+        .login(&state.registry, scope, &login, password, &request_meta(req))
+        .await?;
+    let body = TokenResponse::new(outcome.access_token, &outcome.user, outcome.expires_in);
+    Ok(LoginResponse::Ok(
+        Json(body),
+        "no-store".into(),
+        "no-cache".into(),
+    ))
+}
+
 /// The scope a login names: the `X-Tenant` header, else the OAuth2 client ID (form field
 /// `client_id`, else the user name of `Authorization: Basic`), else the legacy database.
 fn login_scope(header: XTenant, req: &Request, client_id: Option<&str>) -> Result<Scope, ApiError> {
@@ -56,7 +81,7 @@ fn login_scope(header: XTenant, req: &Request, client_id: Option<&str>) -> Resul
 
 /// A token response; never cached by browsers or proxies.
 #[derive(ApiResponse)]
-enum LoginResponse {
+pub(super) enum LoginResponse {
     /// Logged in.
     #[oai(status = 200)]
     Ok(
@@ -97,27 +122,7 @@ impl AuthApi {
     ) -> Result<LoginResponse, ApiError> {
         let form = form.0;
         let scope = login_scope(tenant, req, form.client_id.as_deref())?;
-        if form.grant_type.as_deref().is_some_and(|g| g != "password") {
-            return Err(Error::Validation("grant_type must be \"password\"".into()).into());
-        }
-        let login = LoginIdentifier::parse(&form.username)?;
-        let password = Password::parse(form.password, "password")?;
-        let outcome = state
-            .auth
-            .login(
-                &state.registry,
-                &scope,
-                &login,
-                password,
-                &request_meta(req),
-            )
-            .await?;
-        let body = TokenResponse::new(outcome.access_token, &outcome.user);
-        Ok(LoginResponse::Ok(
-            Json(body),
-            "no-store".into(),
-            "no-cache".into(),
-        ))
+        password_grant(&state, req, &scope, form).await
     }
 
     /// Current user

@@ -53,19 +53,23 @@ pub struct LoginUser {
 /// A successful login.
 #[derive(Debug, Object)]
 pub struct TokenResponse {
-    /// JWT (HS256) access token, valid for `jwt.ttl_minutes` (default 480 minutes, 8 hours).
+    /// JWT access token (`EdDSA`, or `HS256` per `jwt.algorithm`), valid for
+    /// `jwt.ttl_minutes` (default 480 minutes, 8 hours).
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,
+    /// Seconds until the access token expires (RFC 6749 5.1).
+    pub expires_in: u64,
     /// The authenticated user.
     pub user: LoginUser,
 }
 
 impl TokenResponse {
-    pub fn new(access_token: String, user: &User) -> Self {
+    pub fn new(access_token: String, user: &User, expires_in: u64) -> Self {
         Self {
             access_token,
             token_type: "bearer".into(),
+            expires_in,
             user: LoginUser {
                 id: user.id,
                 username: user.username.to_string(),
@@ -100,6 +104,9 @@ pub struct MeResponse {
     pub is_active: bool,
     /// Associated employee ID from the HR module.
     pub empleado_id: Option<i64>,
+    /// The subject: the user ID as a string, as in the token's `sub` (this is the issuer's
+    /// OpenID Connect userinfo endpoint).
+    pub sub: String,
 }
 
 impl From<&Principal> for MeResponse {
@@ -115,6 +122,7 @@ impl From<&Principal> for MeResponse {
             permissions: principal.permissions(),
             is_active: user.is_active,
             empleado_id: user.empleado_id,
+            sub: user.id.to_string(),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod admin;
 mod audit;
 mod auth;
+mod discovery;
 mod dto;
 pub mod error;
 mod health;
@@ -100,6 +101,8 @@ enum ApiTags {
     Operations,
     /// Liveness and readiness probes, metrics.
     Health,
+    /// Each tenant as an OpenID Connect issuer: discovery, public keys, token endpoint.
+    Discovery,
 }
 
 /// Largest request body accepted (every body of this API is a small form or JSON object)...
@@ -116,6 +119,7 @@ type Apis = (
     audit::AuditApi,
     admin::AdminApi,
     health::HealthApi,
+    discovery::DiscoveryApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {

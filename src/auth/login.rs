@@ -22,6 +22,8 @@ use crate::{
 pub struct Login {
     pub access_token: String,
     pub user: User,
+    /// Seconds the access token is valid for.
+    pub expires_in: u64,
 }
 
 /// A login's outcome as a metrics label.
@@ -211,7 +213,11 @@ impl Auth {
         );
         event.trace = Some(claims.trace);
         store.clear_login_failures(user.id, &event).await?;
-        Ok(Login { access_token, user })
+        Ok(Login {
+            access_token,
+            user,
+            expires_in: claims.exp.saturating_sub(claims.iat),
+        })
     }
 
     /// Locks `name` (an account, or an unknown name) after `failures` failed attempts, records

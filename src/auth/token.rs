@@ -1,8 +1,12 @@
-//! Access tokens: HS256 JWTs with the contract's claims, signed with the scope's derived key.
+//! Access tokens: JWTs with the contract's claims, signed with the scope's own key (Ed25519 by
+//! default, or the derived HMAC key; see `tenancy::keys`). Each scope is an issuer:
+//! `iss` is `{server.public_url}/tenants/{ID}` (the legacy scope: `{server.public_url}`), and
+//! every token carries `aud` (`jwt.audience`).
 //!
-//! Verification follows RFC 8725: the algorithm is pinned to HS256 (the header's `alg` never
-//! chooses), the key is the one of the scope the request names, every claim must be present,
-//! `exp` is enforced with a small leeway, and the `tenant` claim must name that same scope. The
+//! Verification follows RFC 8725: the algorithm is pinned to `jwt.algorithm` (the header's `alg`
+//! never chooses), the key is the one of the scope the request names, every claim must be
+//! present, `exp` is enforced with a small leeway, `aud` must be ours, and `iss` and the
+//! `tenant` claim must name that same scope. The
 //! only thing read before the signature is checked is the unverified `tenant` claim, and only to
 //! choose which key to try ([`peek_tenant`]).
 
@@ -12,12 +16,13 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::session::Session;
 pub use crate::error::TokenError;
 use crate::{
+    config::JwtAlgorithm,
     domain::{Scope, TenantId},
     store::users::User,
     tenancy::{Incarnation, SigningKey},
@@ -45,28 +50,80 @@ pub struct Claims {
     /// The user's token version at issue; a password change or reset, or a deactivation,
     /// bumps it and so revokes every older token.
     pub ver: i64,
+    /// The issuer: the scope's URL (see [`TokenService::issuer`]).
+    pub iss: String,
+    /// The audience (`jwt.audience`).
+    pub aud: String,
+}
+
+/// What tokens look like here: algorithm, lifetime, audience and issuers.
+pub struct TokenSettings {
+    pub algorithm: JwtAlgorithm,
+    pub ttl: Duration,
+    /// Clock skew tolerated on `exp` and `iat`.
+    pub leeway: Duration,
+    pub audience: String,
+    /// `server.public_url`, without a trailing slash.
+    pub public_url: String,
 }
 
 pub struct TokenService {
+    algorithm: JwtAlgorithm,
     ttl: Duration,
     leeway: u64,
+    audience: String,
+    public_url: String,
     validation: Validation,
 }
 
 impl TokenService {
-    pub fn new(ttl: Duration, leeway: Duration) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.leeway = leeway.as_secs();
+    pub fn new(settings: TokenSettings) -> Self {
+        let algorithm = match settings.algorithm {
+            JwtAlgorithm::EdDSA => Algorithm::EdDSA,
+            JwtAlgorithm::HS256 => Algorithm::HS256,
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.algorithms = vec![algorithm];
+        validation.leeway = settings.leeway.as_secs();
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
         Self {
-            ttl,
-            leeway: leeway.as_secs(),
+            algorithm: settings.algorithm,
+            ttl: settings.ttl,
+            leeway: settings.leeway.as_secs(),
+            audience: settings.audience,
+            public_url: settings.public_url,
             validation,
         }
+    }
+
+    /// `scope`'s issuer URL: `{server.public_url}/tenants/{ID}`, or `{server.public_url}` for
+    /// the legacy scope.
+    pub fn issuer(&self, scope: &Scope) -> String {
+        match scope {
+            Scope::Tenant(id) => format!("{}/tenants/{id}", self.public_url),
+            Scope::Legacy => self.public_url.clone(),
+        }
+    }
+
+    /// `server.public_url`: the base of every issuer URL.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The JWS `alg` tokens are signed with.
+    pub fn algorithm_name(&self) -> &'static str {
+        match self.algorithm {
+            JwtAlgorithm::EdDSA => "EdDSA",
+            JwtAlgorithm::HS256 => "HS256",
+        }
+    }
+
+    /// How long a token issued now lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Issues a token for `user` in `scope`; the token and its claims.
@@ -90,10 +147,10 @@ impl TokenService {
             exp: iat + self.ttl.as_secs(),
             jti: uuid::Uuid::new_v4().to_string(),
             ver: user.token_version,
+            iss: self.issuer(scope),
+            aud: self.audience.clone(),
         };
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)?;
+        let token = key.sign(&claims)?;
         Ok((token, claims))
     }
 
@@ -124,7 +181,11 @@ impl TokenService {
         let claims = data.claims;
         let tenant_matches = claims.tenant.as_deref() == scope.tenant().map(|t| t.as_str());
         let issued_in_past = claims.iat <= now() + self.leeway;
-        if !tenant_matches || !issued_in_past || claims.sub != claims.uid.to_string() {
+        if !tenant_matches
+            || !issued_in_past
+            || claims.sub != claims.uid.to_string()
+            || claims.iss != self.issuer(scope)
+        {
             return Err(TokenError::Invalid);
         }
         Ok(claims)
@@ -300,55 +361,119 @@ mod tests {
         Scope::Tenant(TenantId::parse("acme-pharma").expect("valid"))
     }
 
+    fn settings(algorithm: JwtAlgorithm, ttl: Duration) -> TokenSettings {
+        TokenSettings {
+            algorithm,
+            ttl,
+            leeway: Duration::from_secs(30),
+            audience: "vigia".into(),
+            public_url: "https://auth.example.com".into(),
+        }
+    }
+
+    fn service(algorithm: JwtAlgorithm, ttl: Duration) -> TokenService {
+        TokenService::new(settings(algorithm, ttl))
+    }
+
+    const BOTH: [JwtAlgorithm; 2] = [JwtAlgorithm::EdDSA, JwtAlgorithm::HS256];
+
     #[test]
     fn tokens_round_trip_with_the_contract_claims() {
+        for algorithm in BOTH {
+            let secret = ServerSecret::new(vec![7; 32]).signing_with(algorithm);
+            let key = SigningKey::derive(&secret, &acme(), None);
+            let tokens = service(algorithm, Duration::from_secs(480 * 60));
+            let (token, _) = tokens.issue(&key, &acme(), &user()).expect("signed");
+            let header = jsonwebtoken::decode_header(&token).expect("a JWT");
+            assert_eq!(
+                (header.alg, header.kid),
+                (key.algorithm, Some(key.kid.clone()))
+            );
+            let claims = tokens.verify(&key, &acme(), &token).expect("verifies");
+            assert_eq!(claims.sub, "123");
+            assert_eq!(claims.role, "admin");
+            assert_eq!(claims.roles, ["qf", "admin"]);
+            assert_eq!(claims.tenant.as_deref(), Some("acme-pharma"));
+            assert_eq!(claims.exp - claims.iat, 480 * 60);
+            assert_eq!(claims.ver, 3);
+            assert_eq!(claims.iss, "https://auth.example.com/tenants/acme-pharma");
+            assert_eq!(claims.aud, "vigia");
+            assert_eq!(peek_tenant(&token), Ok(Some("acme-pharma".into())));
+        }
+    }
+
+    #[test]
+    fn another_audience_issuer_or_algorithm_is_refused() {
         let secret = ServerSecret::new(vec![7; 32]);
         let key = SigningKey::derive(&secret, &acme(), None);
-        let tokens = TokenService::new(Duration::from_secs(480 * 60), Duration::from_secs(30));
+        let tokens = service(JwtAlgorithm::EdDSA, Duration::from_secs(60));
         let (token, _) = tokens.issue(&key, &acme(), &user()).expect("signed");
-        let claims = tokens.verify(&key, &acme(), &token).expect("verifies");
-        assert_eq!(claims.sub, "123");
-        assert_eq!(claims.role, "admin");
-        assert_eq!(claims.roles, ["qf", "admin"]);
-        assert_eq!(claims.tenant.as_deref(), Some("acme-pharma"));
-        assert_eq!(claims.exp - claims.iat, 480 * 60);
-        assert_eq!(claims.ver, 3);
-        assert_eq!(peek_tenant(&token), Ok(Some("acme-pharma".into())));
+        let minute = Duration::from_secs(60);
+        for elsewhere in [
+            TokenSettings {
+                audience: "reports".into(),
+                ..settings(JwtAlgorithm::EdDSA, minute)
+            },
+            TokenSettings {
+                public_url: "https://other.example.com".into(),
+                ..settings(JwtAlgorithm::EdDSA, minute)
+            },
+        ] {
+            let elsewhere = TokenService::new(elsewhere);
+            assert_eq!(
+                elsewhere.verify(&key, &acme(), &token),
+                Err(TokenError::Invalid)
+            );
+        }
+        // An HS256 server never accepts an EdDSA token, nor the reverse (RFC 8725 3.1).
+        let hs_secret = secret.clone().signing_with(JwtAlgorithm::HS256);
+        let hs_key = SigningKey::derive(&hs_secret, &acme(), None);
+        let hs = service(JwtAlgorithm::HS256, Duration::from_secs(60));
+        let (hs_token, _) = hs.issue(&hs_key, &acme(), &user()).expect("signed");
+        assert!(hs.verify(&hs_key, &acme(), &token).is_err());
+        assert!(tokens.verify(&key, &acme(), &hs_token).is_err());
     }
 
     #[test]
     fn a_token_never_verifies_under_another_scope() {
-        let secret = ServerSecret::new(vec![7; 32]);
-        let tokens = TokenService::new(Duration::from_secs(60), Duration::from_secs(30));
-        let other = Scope::Tenant(TenantId::parse("other").expect("valid"));
-        let (token, _) = tokens
-            .issue(
-                &SigningKey::derive(&secret, &acme(), None),
+        for algorithm in BOTH {
+            let secret = ServerSecret::new(vec![7; 32]).signing_with(algorithm);
+            let tokens = service(algorithm, Duration::from_secs(60));
+            let other = Scope::Tenant(TenantId::parse("other").expect("valid"));
+            let (token, _) = tokens
+                .issue(
+                    &SigningKey::derive(&secret, &acme(), None),
+                    &acme(),
+                    &user(),
+                )
+                .expect("signed");
+            for scope in [other, Scope::Legacy] {
+                let key = SigningKey::derive(&secret, &scope, None);
+                assert_eq!(
+                    tokens.verify(&key, &scope, &token),
+                    Err(TokenError::Invalid)
+                );
+            }
+            // Secrets rotate: a token of the old secret verifies while it is still listed.
+            let rotated =
+                ServerSecret::rotating(vec![vec![8; 32], vec![7; 32]]).signing_with(algorithm);
+            let key = SigningKey::derive(&rotated, &acme(), None);
+            assert!(tokens.verify(&key, &acme(), &token).is_ok());
+            let retired = SigningKey::derive(
+                &ServerSecret::new(vec![8; 32]).signing_with(algorithm),
                 &acme(),
-                &user(),
-            )
-            .expect("signed");
-        for scope in [other, Scope::Legacy] {
-            let key = SigningKey::derive(&secret, &scope, None);
+                None,
+            );
             assert_eq!(
-                tokens.verify(&key, &scope, &token),
+                tokens.verify(&retired, &acme(), &token),
+                Err(TokenError::Invalid)
+            );
+            // Even the right key refuses a token whose claim names another scope.
+            let key = SigningKey::derive(&secret, &acme(), None);
+            assert_eq!(
+                tokens.verify(&key, &Scope::Legacy, &token),
                 Err(TokenError::Invalid)
             );
         }
-        // Secrets rotate: a token of the old secret verifies while it is still listed.
-        let rotated = ServerSecret::rotating(vec![vec![8; 32], vec![7; 32]]);
-        let key = SigningKey::derive(&rotated, &acme(), None);
-        assert!(tokens.verify(&key, &acme(), &token).is_ok());
-        let retired = SigningKey::derive(&ServerSecret::new(vec![8; 32]), &acme(), None);
-        assert_eq!(
-            tokens.verify(&retired, &acme(), &token),
-            Err(TokenError::Invalid)
-        );
-        // Even the right key refuses a token whose claim names another scope.
-        let key = SigningKey::derive(&secret, &acme(), None);
-        assert_eq!(
-            tokens.verify(&key, &Scope::Legacy, &token),
-            Err(TokenError::Invalid)
-        );
     }
 }

@@ -55,6 +55,17 @@ impl Settings {
         if self.jwt.ttl_minutes == 0 {
             bail!("jwt.ttl_minutes must be positive");
         }
+        if self.jwt.audience.trim().is_empty() {
+            bail!("jwt.audience must not be empty");
+        }
+        if let Some(url) = &self.server.public_url
+            && !is_public_url(url)
+        {
+            bail!(
+                "server.public_url must be an http:// or https:// URL with a host and no query \
+                 or fragment, e.g. https://auth.example.com (got {url:?})"
+            );
+        }
         let server = &self.server;
         if server.header_read_timeout_seconds == 0
             || server.body_read_timeout_seconds == 0
@@ -96,4 +107,19 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// An absolute `http`/`https` URL with a host, an optional path, and nothing a base URL
+/// cannot carry (query, fragment, user info, spaces or controls).
+fn is_public_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    !host.is_empty()
+        && !rest.contains(['?', '#', '@', ' ', '\\'])
+        && !rest.chars().any(char::is_control)
 }

@@ -37,6 +37,8 @@ recheck_millis = 2000
 [jwt]
 ttl_minutes = 480
 leeway_seconds = 30
+algorithm = "EdDSA"
+audience = "vigia"
 
 [security]
 lockout_threshold = 5

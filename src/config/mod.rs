@@ -25,7 +25,7 @@ mod tests;
 pub use layers::Origin;
 pub use load::Loaded;
 pub use settings::{
-    AdminSettings, Argon2Settings, DatabaseSettings, Environment, JwtSecrets, JwtSettings,
-    LegacySettings, MetricsSettings, RedisSettings, RegistryKind, SecuritySettings, ServerSettings,
-    Settings, TenantSettings, sqlite_url,
+    AdminSettings, Argon2Settings, DatabaseSettings, Environment, JwtAlgorithm, JwtSecrets,
+    JwtSettings, LegacySettings, MetricsSettings, RedisSettings, RegistryKind, SecuritySettings,
+    ServerSettings, Settings, TenantSettings, sqlite_url,
 };

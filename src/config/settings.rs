@@ -76,6 +76,9 @@ pub enum RegistryKind {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// The server's address as clients reach it (`https://auth.example.com`, no trailing
+    /// slash): the base of every issuer URL. `None`: `http://` and the address listened on.
+    pub public_url: Option<String>,
     /// How long a stopping server lets in-flight requests finish.
     pub shutdown_grace_seconds: u64,
     /// From the first byte of a request, how long its head (request line and headers) may
@@ -123,6 +126,20 @@ pub struct JwtSettings {
     pub ttl_minutes: u64,
     /// Clock skew tolerated on `exp`.
     pub leeway_seconds: u64,
+    /// How tokens are signed: `EdDSA` (each scope's own Ed25519 key pair, public keys in its
+    /// JWKS) or `HS256` (each scope's HMAC key derived from the secret).
+    pub algorithm: JwtAlgorithm,
+    /// The `aud` of every token; tokens with another audience are refused.
+    pub audience: String,
+}
+
+/// `jwt.algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    /// Ed25519 signatures (RFC 8037): modules verify with public keys and hold no secret.
+    EdDSA,
+    /// HMAC-SHA256 with a derived key: whoever verifies can also sign.
+    HS256,
 }
 
 /// `jwt.secret` as written: one string (possibly comma-separated) or a list.
@@ -222,6 +239,15 @@ impl Settings {
     /// Where `vigia tenant create` puts a tenant's SQLite file when no URL is given.
     pub fn tenant_sqlite_dir(&self) -> PathBuf {
         self.data_dir.join("tenants")
+    }
+
+    /// `server.public_url`, or `http://` and `bound`, the address the server listens on (the
+    /// port bound when `server.listen` asked for port 0).
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
     }
 
     pub fn token_ttl(&self) -> Duration {

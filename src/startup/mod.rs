@@ -12,7 +12,13 @@ use anyhow::Context;
 use crate::{
     accounts::Accounts,
     api::{self, AppState, rendered::BodyCache},
-    auth::{Auth, identity::Identities, password::Hasher, throttle::Throttle, token::TokenService},
+    auth::{
+        Auth,
+        identity::Identities,
+        password::Hasher,
+        throttle::Throttle,
+        token::{TokenService, TokenSettings},
+    },
     cluster::Redis,
     config::{Environment, Settings},
     domain::{Email, Password, Scope, TenantId},
@@ -42,7 +48,7 @@ impl Application {
         let first_start = settings.environment == Environment::Development
             && provision::is_first_start(&settings);
         private_data_dir(&settings)?;
-        let secret = server_secret(&settings)?;
+        let secret = server_secret(&settings)?.signing_with(settings.jwt.algorithm);
         let hasher = Hasher::new(&settings.argon2)?;
         if first_start {
             seed_demo(&settings, &hasher).await?;
@@ -58,14 +64,18 @@ impl Application {
                 let url = &registry.legacy().database_url;
                 anyhow::anyhow!("reading the legacy database {url}: {e}")
             })?;
-        let tokens = TokenService::new(
-            settings.token_ttl(),
-            Duration::from_secs(settings.jwt.leeway_seconds),
-        );
         let listener = tokio::net::TcpListener::bind(settings.server.listen)
             .await
             .with_context(|| format!("binding {}", settings.server.listen))?;
-        let port = listener.local_addr()?.port();
+        let bound = listener.local_addr()?;
+        let port = bound.port();
+        let tokens = TokenService::new(TokenSettings {
+            algorithm: settings.jwt.algorithm,
+            ttl: settings.token_ttl(),
+            leeway: Duration::from_secs(settings.jwt.leeway_seconds),
+            audience: settings.jwt.audience.clone(),
+            public_url: settings.public_url(bound),
+        });
         let metrics = Arc::new(Metrics::new(settings.metrics.per_tenant));
         let throttle = Throttle::new(
             settings.security.login_attempts_per_ip_per_minute,

@@ -316,7 +316,8 @@ impl TestApp {
         self
     }
 
-    /// Stops the server and starts a new one over the same directories and databases.
+    /// Stops the server and starts a new one over the same directories and databases (and the
+    /// same `server.public_url`, hence the same issuers).
     pub async fn restart(self) -> TestApp {
         self.restart_with(&[]).await
     }
@@ -328,6 +329,12 @@ impl TestApp {
         }
         if let Some(server) = self.server.take() {
             let _ = server.await;
+        }
+        // The new server listens on another port, but stays the same issuer, as a deployment
+        // behind a fixed public URL does: tokens issued before the restart name it in `iss`.
+        if !self.overrides.iter().any(|(k, _)| k == "server.public_url") {
+            self.overrides
+                .push(("server.public_url".into(), self.address.clone()));
         }
         self.overrides
             .extend(changes.iter().map(|(k, v)| (k.to_string(), v.to_string())));

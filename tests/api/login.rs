@@ -39,7 +39,8 @@ backend_tests! {
         assert_eq!(user["roles"], serde_json::json!(["admin", "qf"]));
         assert!(user["id"].is_i64());
         let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
-        assert_eq!(keys, ["access_token", "token_type", "user"]);
+        assert_eq!(keys, ["access_token", "expires_in", "token_type", "user"]);
+        assert_eq!(body["expires_in"], 480 * 60, "seconds until the token expires");
     }
 }
 
@@ -60,14 +61,17 @@ backend_tests! {
 
         let (header, claims) = claims_of(&token);
 
-        assert_eq!(header["alg"], "HS256");
+        assert_eq!(header["alg"], "EdDSA");
         for claim in [
             "sub", "uid", "username", "email", "role", "roles", "tenant", "trace", "iat", "exp", "jti",
+            "iss", "aud",
         ] {
             assert!(claims.get(claim).is_some(), "claim {claim} missing");
         }
         assert_eq!(claims["sub"], claims["uid"].to_string());
         assert_eq!(claims["tenant"], TENANT);
+        assert_eq!(claims["iss"], format!("{}/tenants/{TENANT}", app.address));
+        assert_eq!(claims["aud"], "vigia");
         assert_eq!(claims["role"], "admin");
         let ttl = claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat");
         assert_eq!(ttl, 480 * 60);

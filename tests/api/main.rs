@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod connections;
 mod demo;
+mod discovery;
 mod errors;
 mod helpers;
 mod icsrs;

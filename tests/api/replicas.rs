@@ -157,6 +157,8 @@ async fn three_replicas_share_tenants_tokens_lockouts_and_revocations() {
     let env: Vec<(String, String)> = [
         ("VIGIA__ENVIRONMENT", "production"),
         ("VIGIA__JWT__SECRET", SECRET),
+        // One issuer behind the load balancer: every replica names the same public URL.
+        ("VIGIA__SERVER__PUBLIC_URL", "https://vigia.example.test"),
         ("VIGIA__ADMIN__TOKEN", OPERATOR),
         ("VIGIA__TENANTS__REGISTRY", "database"),
         ("VIGIA__LEGACY__DATABASE_URL", legacy_url.as_str()),

@@ -64,6 +64,8 @@ async fn one_process_serves_more_tenants_than_it_may_open_files() {
         .args(&args)
         .env("VIGIA__SERVER__LISTEN", "127.0.0.1:0")
         .env("VIGIA__JWT__SECRET", SECRET)
+        // Tokens are forged below with the derived HMAC keys.
+        .env("VIGIA__JWT__ALGORITHM", "HS256")
         .env(
             "VIGIA__TENANTS__POOL_CACHE_CAPACITY",
             POOL_CACHE.to_string(),
@@ -83,7 +85,8 @@ async fn one_process_serves_more_tenants_than_it_may_open_files() {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             let claims = json!({
                 "sub": "1", "uid": 1, "username": "solo", "email": "solo@example.com", "role": "qf",
-                "roles": ["qf"], "tenant": id, "trace": "scale", "iat": now, "exp": now + 600, "jti": format!("{round}-{i}"), "ver": 0
+                "roles": ["qf"], "tenant": id, "trace": "scale", "iat": now, "exp": now + 600, "jti": format!("{round}-{i}"), "ver": 0,
+                "iss": format!("{address}/tenants/{id}"), "aud": "vigia"
             });
             let token = jsonwebtoken::encode(
                 &{

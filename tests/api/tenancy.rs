@@ -43,9 +43,11 @@ backend_tests! {
                 "permissions",
                 "role",
                 "roles",
+                "sub",
                 "username"
             ]
         );
+        assert_eq!(me["sub"], me["id"].to_string(), "the token's subject");
 
         let who: Value = app.whoami(&token, None).await.json().await.expect("json");
         let mut keys: Vec<&str> = who

@@ -1,9 +1,12 @@
-//! Bearer tokens as an attacker or a buggy client would present them.
+//! Bearer tokens as an attacker or a buggy client would present them. The server here signs
+//! with `HS256` (`jwt.algorithm`), whose keys the tests can derive and so forge tokens with
+//! exactly one thing wrong; `discovery.rs` covers `EdDSA`'s published keys.
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vigia::{
+    config::JwtAlgorithm,
     domain::{Scope, TenantId},
     tenancy::ServerSecret,
 };
@@ -11,7 +14,8 @@ use vigia::{
 use std::time::Duration;
 
 use crate::helpers::{
-    SECRET, TENANT, TestApp, UserSpec, assert_error, backend_tests, eventually, spawn_app,
+    AppOptions, Backend, SECRET, TENANT, TestApp, UserSpec, assert_error, backend_tests,
+    eventually, spawn_app_with,
 };
 
 fn now() -> i64 {
@@ -19,7 +23,17 @@ fn now() -> i64 {
 }
 
 fn secret() -> ServerSecret {
-    ServerSecret::new(SECRET.as_bytes().to_vec())
+    ServerSecret::new(SECRET.as_bytes().to_vec()).signing_with(JwtAlgorithm::HS256)
+}
+
+/// The server with `jwt.algorithm = "HS256"`.
+async fn hs256_app(backend: Backend) -> TestApp {
+    spawn_app_with(AppOptions {
+        backend,
+        overrides: vec![("jwt.algorithm".into(), "HS256".into())],
+        ..Default::default()
+    })
+    .await
 }
 
 /// The signing key of `scope` in `app` (a tenant's derives from its registration too).
@@ -52,7 +66,8 @@ async fn claims(app: &TestApp) -> Value {
     json!({
         "sub": id.to_string(), "uid": id, "username": "juan.perez", "email": "juan.perez@example.com",
         "role": "admin", "roles": ["admin", "qf"], "tenant": TENANT, "trace": "abcd1234",
-        "iat": now() - 10, "exp": now() + 600, "jti": "test-jti", "ver": 0
+        "iat": now() - 10, "exp": now() + 600, "jti": "test-jti", "ver": 0,
+        "iss": format!("{}/tenants/{TENANT}", app.address), "aud": "vigia"
     })
 }
 
@@ -63,7 +78,7 @@ fn sign(app: &TestApp, claims: &Value, scope: &Scope) -> String {
 backend_tests! {
     async fn a_token_forged_with_the_right_derived_key_is_accepted(backend) {
         // Guards the other tests in this file: their refusals come from what they change.
-        let app = spawn_app(backend.clone()).await;
+        let app = hs256_app(backend.clone()).await;
         let token = sign(&app, &claims(&app).await, &acme());
         assert_eq!(app.me(&token, Some(TENANT)).await.status(), StatusCode::OK);
         assert_eq!(app.me(&token, None).await.status(), StatusCode::OK);
@@ -72,7 +87,7 @@ backend_tests! {
 
 backend_tests! {
     async fn expired_tokens_are_refused(backend) {
-        let app = spawn_app(backend.clone()).await;
+        let app = hs256_app(backend.clone()).await;
         let mut c = claims(&app).await;
         c["iat"] = json!(now() - 7200);
         c["exp"] = json!(now() - 3600);
@@ -87,10 +102,10 @@ backend_tests! {
 
 backend_tests! {
     async fn tokens_missing_a_claim_are_refused(backend) {
-        let app = spawn_app(backend.clone()).await;
+        let app = hs256_app(backend.clone()).await;
         let full = claims(&app).await;
         for claim in [
-            "sub", "uid", "username", "roles", "trace", "iat", "exp", "jti",
+            "sub", "uid", "username", "roles", "trace", "iat", "exp", "jti", "iss", "aud",
         ] {
             let mut c = full.clone();
             c.as_object_mut().expect("object").remove(claim);
@@ -102,7 +117,7 @@ backend_tests! {
 
 backend_tests! {
     async fn tokens_signed_with_the_raw_secret_or_another_algorithm_are_refused(backend) {
-        let app = spawn_app(backend.clone()).await;
+        let app = hs256_app(backend.clone()).await;
         let c = claims(&app).await;
         let raw = jsonwebtoken::encode(
             &header(Algorithm::HS256),
@@ -138,7 +153,7 @@ backend_tests! {
 
 backend_tests! {
     async fn tampered_tokens_are_refused(backend) {
-        let app = spawn_app(backend.clone()).await;
+        let app = hs256_app(backend.clone()).await;
         let token = app.token(Some(TENANT), "juan.perez").await;
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         // Flip one character of the signature, then of the payload.
@@ -165,7 +180,7 @@ backend_tests! {
 
 backend_tests! {
     async fn garbage_authorization_headers_are_401_with_the_error_shape(backend) {
-        let app = spawn_app(backend.clone()).await;
+        let app = hs256_app(backend.clone()).await;
         for value in [
             "",
             "Bearer",
@@ -241,7 +256,7 @@ async fn short_user_cache(backend: &crate::helpers::Backend) -> TestApp {
 
 backend_tests! {
     async fn tokens_not_yet_valid_are_refused(backend) {
-        let app = spawn_app(backend.clone()).await;
+        let app = hs256_app(backend.clone()).await;
         let base = claims(&app).await;
         let mut future_iat = base.clone();
         future_iat["iat"] = json!(now() + 3600);
@@ -258,7 +273,7 @@ backend_tests! {
 
 backend_tests! {
     async fn a_token_with_a_stale_version_is_refused(backend) {
-        let app = spawn_app(backend.clone()).await;
+        let app = hs256_app(backend.clone()).await;
         let mut c = claims(&app).await;
         c["ver"] = json!(1);
         let detail = assert_error(app.me(&sign(&app, &c, &acme()), None).await, StatusCode::UNAUTHORIZED).await;
