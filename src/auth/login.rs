@@ -191,7 +191,12 @@ impl Auth {
 
         let (access_token, claims) = self
             .tokens
-            .issue(&tenant.key, &tenant.scope, &user)
+            .issue(
+                &tenant.key,
+                &tenant.scope,
+                &user,
+                tenant.roles.granted(&user.roles, &user.permissions),
+            )
             .map_err(Error::Internal)?;
         if verified.needs_rehash {
             let mut event = anonymous_event(

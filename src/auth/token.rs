@@ -54,6 +54,11 @@ pub struct Claims {
     pub iss: String,
     /// The audience (`jwt.audience`).
     pub aud: String,
+    /// What the user may do at issue time, as `module.action` names (the scope's role grants
+    /// and the user's overrides), for modules that authorise from the token alone. This
+    /// server never reads it: it decides on the live record.
+    #[serde(default)]
+    pub permissions: Vec<String>,
 }
 
 /// What tokens look like here: algorithm, lifetime, audience and issuers.
@@ -121,17 +126,14 @@ impl TokenService {
         }
     }
 
-    /// How long a token issued now lives.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// Issues a token for `user` in `scope`; the token and its claims.
+    /// Issues a token for `user` in `scope`, who may do `permissions` there; the token and its
+    /// claims.
     pub fn issue(
         &self,
         key: &SigningKey,
         scope: &Scope,
         user: &User,
+        permissions: Vec<String>,
     ) -> Result<(String, Claims), anyhow::Error> {
         let iat = now();
         let claims = Claims {
@@ -149,6 +151,7 @@ impl TokenService {
             ver: user.token_version,
             iss: self.issuer(scope),
             aud: self.audience.clone(),
+            permissions,
         };
         let token = key.sign(&claims)?;
         Ok((token, claims))
@@ -383,7 +386,9 @@ mod tests {
             let secret = ServerSecret::new(vec![7; 32]).signing_with(algorithm);
             let key = SigningKey::derive(&secret, &acme(), None);
             let tokens = service(algorithm, Duration::from_secs(480 * 60));
-            let (token, _) = tokens.issue(&key, &acme(), &user()).expect("signed");
+            let (token, _) = tokens
+                .issue(&key, &acme(), &user(), vec![])
+                .expect("signed");
             let header = jsonwebtoken::decode_header(&token).expect("a JWT");
             assert_eq!(
                 (header.alg, header.kid),
@@ -407,7 +412,9 @@ mod tests {
         let secret = ServerSecret::new(vec![7; 32]);
         let key = SigningKey::derive(&secret, &acme(), None);
         let tokens = service(JwtAlgorithm::EdDSA, Duration::from_secs(60));
-        let (token, _) = tokens.issue(&key, &acme(), &user()).expect("signed");
+        let (token, _) = tokens
+            .issue(&key, &acme(), &user(), vec![])
+            .expect("signed");
         let minute = Duration::from_secs(60);
         for elsewhere in [
             TokenSettings {
@@ -429,7 +436,7 @@ mod tests {
         let hs_secret = secret.clone().signing_with(JwtAlgorithm::HS256);
         let hs_key = SigningKey::derive(&hs_secret, &acme(), None);
         let hs = service(JwtAlgorithm::HS256, Duration::from_secs(60));
-        let (hs_token, _) = hs.issue(&hs_key, &acme(), &user()).expect("signed");
+        let (hs_token, _) = hs.issue(&hs_key, &acme(), &user(), vec![]).expect("signed");
         assert!(hs.verify(&hs_key, &acme(), &token).is_err());
         assert!(tokens.verify(&key, &acme(), &hs_token).is_err());
     }
@@ -445,6 +452,7 @@ mod tests {
                     &SigningKey::derive(&secret, &acme(), None),
                     &acme(),
                     &user(),
+                    vec![],
                 )
                 .expect("signed");
             for scope in [other, Scope::Legacy] {

@@ -22,6 +22,7 @@ mod passwords;
 mod pg_cluster;
 mod pgbouncer;
 mod replicas;
+mod resource_server;
 mod scale;
 mod security;
 mod seed_client;

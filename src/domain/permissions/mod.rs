@@ -193,6 +193,20 @@ impl RoleGrants {
             .collect()
     }
 
+    /// The `module.action` names a user with `roles` and `overrides` may do, sorted: what a
+    /// token tells other modules (see [`Self::effective`]).
+    pub fn granted(&self, roles: &Roles, overrides: &Permissions) -> Vec<String> {
+        self.effective(roles, overrides)
+            .into_iter()
+            .flat_map(|(module, actions)| {
+                actions
+                    .into_iter()
+                    .filter(|(_, allowed)| *allowed)
+                    .map(move |(action, _)| format!("{module}.{action}"))
+            })
+            .collect()
+    }
+
     /// The full permissions object of a user with `roles` and `overrides`: every action this
     /// server, the scope's roles or the overrides name, each `true` or `false`.
     pub fn effective(&self, roles: &Roles, overrides: &Permissions) -> PermissionMap {

@@ -198,3 +198,15 @@ fn admin_cannot_be_redefined_and_definitions_are_checked() {
     assert!(qf_view_only.knows("qf") && qf_view_only.knows("admin"));
     assert!(!qf_view_only.knows("evaluator"));
 }
+
+#[test]
+fn granted_names_what_the_effective_map_allows_and_nothing_else() {
+    let grants = RoleGrants::default();
+    assert_eq!(
+        grants.granted(&roles(&["qf"]), &perms(json!({"icsr": {"edit": false}}))),
+        ["icsr.view", "reports.generate", "reports.view"]
+    );
+    let admin = grants.granted(&roles(&["admin"]), &Permissions::default());
+    assert_eq!(admin.len(), Permission::CATALOGUE.len());
+    assert!(admin.contains(&"users.manage".to_owned()));
+}
