@@ -24,7 +24,9 @@
 //! Scenarios: the baselines; whoami; me; login; whoami while logins saturate the hasher; one
 //! tenant's logins while another floods the hasher (fairness); cold
 //! start with 100,000 registered tenants; first request to each of 10,000 cold tenants; whoami
-//! round-robin over those 10,000 tenants; RSS and open files after touching them; and
+//! round-robin over those 10,000 tenants; RSS and open files after touching them; whoami with
+//! a token never seen before on every request (no verified-token cache), EdDSA and HS256 side
+//! by side; and
 //! `vigia tenant create` per SQLite tenant. Then the Postgres fleet (`benches/load/postgres.rs`):
 //! 1,000 tenant databases on a PostgreSQL cluster of the benchmark's own, then 1,000 more, half
 //! on it and half on a second one, within each server's connection budget.
@@ -32,8 +34,8 @@
 //! `VIGIA_BENCH_ONLY=sqlite` runs only the first part, `VIGIA_BENCH_ONLY=postgres` only the
 //! Postgres fleet (skipped when PostgreSQL's server binaries are not installed), and
 //! `VIGIA_BENCH_ONLY=hot` only the request path, in about three minutes: the two HTTP
-//! baselines, whoami, me, login (with its argon2 baseline), and the whoami round-robin over
-//! 10,000 tenants with its one-tenant reference. For that it registers only the 10,000 tenants
+//! baselines, whoami, me, login (with its argon2 baseline), the whoami round-robin over
+//! 10,000 tenants with its one-tenant reference, and the uncached token checks. For that it registers only the 10,000 tenants
 //! (not 100,000) and still makes the first request to each (printed), so the round-robin
 //! starts from the state it does in the full run.
 //!
@@ -66,7 +68,7 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use serde_json::json;
 use vigia::{
     auth::password::Hasher,
-    config::Settings,
+    config::{JwtAlgorithm, Settings},
     domain::{Email, Password, Permissions, Role, Roles, Scope, TenantId, Username},
     store::users::NewUser,
     tenancy::{
@@ -82,6 +84,9 @@ const PUBLIC_URL: &str = "http://vigia.bench";
 const REGISTERED: usize = 100_000;
 const TOUCHED: usize = 10_000;
 const DURATION: &str = "10s";
+/// Distinct tokens of the uncached-verification scenarios: more than the verified-token cache
+/// holds (100,000) and than 3 s of requests.
+const FRESH: usize = 150_000;
 
 fn main() -> anyhow::Result<()> {
     match std::env::var("VIGIA_BENCH_ROLE").as_deref() {
@@ -229,6 +234,17 @@ fn wrk(
     headers: &[String],
     script: Option<&Path>,
 ) -> anyhow::Result<Wrk> {
+    wrk_for(url, connections, headers, script, DURATION)
+}
+
+/// [`wrk`] for `duration` (`3s`) instead of [`DURATION`].
+fn wrk_for(
+    url: &str,
+    connections: u32,
+    headers: &[String],
+    script: Option<&Path>,
+    duration: &str,
+) -> anyhow::Result<Wrk> {
     // The server logs a line per request to a file: let the kernel write the previous
     // scenario's lines out first, so its writeback does not run during this one.
     Command::new("sync").status()?;
@@ -236,7 +252,7 @@ fn wrk(
     cmd.args([
         "-t2",
         &format!("-c{connections}"),
-        &format!("-d{DURATION}"),
+        &format!("-d{duration}"),
         "--latency",
         "--timeout",
         "5s",
@@ -384,17 +400,31 @@ fn rotating(dir: &Path, name: &str, tokens: &[String]) -> anyhow::Result<PathBuf
 /// A token of juan.perez in `tenant`, signed with the key of the tenant's registration (its
 /// entry under `tenants`), issued by the benchmark server's issuer for it (`PUBLIC_URL`).
 fn token(secret: &ServerSecret, tenants: &Path, tenant: &str) -> anyhow::Result<String> {
+    Ok(signed_tokens(secret, tenants, tenant, 1)?.remove(0))
+}
+
+/// `count` distinct tokens of juan.perez in `tenant` (as [`token`], each with its own `jti`).
+fn signed_tokens(
+    secret: &ServerSecret,
+    tenants: &Path,
+    tenant: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
     let id = TenantId::parse(tenant)?;
     let entry: TenantFile = toml::from_str(&std::fs::read_to_string(file::path_of(tenants, &id))?)?;
-    let scope = Scope::Tenant(id);
+    let key = SigningKey::derive(secret, &Scope::Tenant(id), entry.incarnation);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = json!({
-        "sub": "1", "uid": 1, "username": "juan.perez", "email": "juan.perez@example.com", "role": "admin",
-        "roles": ["admin", "qf"], "tenant": tenant, "trace": "bench", "iat": now, "exp": now + 3600,
-        "jti": format!("bench-{tenant}"), "ver": 0,
-        "iss": format!("{PUBLIC_URL}/tenants/{tenant}"), "aud": "vigia"
-    });
-    Ok(SigningKey::derive(secret, &scope, entry.incarnation).sign(&claims)?)
+    (0..count)
+        .map(|n| {
+            let claims = json!({
+                "sub": "1", "uid": 1, "username": "juan.perez", "email": "juan.perez@example.com",
+                "role": "admin", "roles": ["admin", "qf"], "tenant": tenant, "trace": "bench",
+                "iat": now, "exp": now + 3600, "jti": format!("bench-{tenant}-{n}"), "ver": 0,
+                "iss": format!("{PUBLIC_URL}/tenants/{tenant}"), "aud": "vigia"
+            });
+            Ok(key.sign(&claims)?)
+        })
+        .collect()
 }
 
 fn status_of(pid: u32, key: &str) -> Option<u64> {
@@ -859,7 +889,51 @@ async fn sqlite_tenants(root: &Path, cores: usize, scenarios: Scenarios) -> anyh
             open_files(pid)
         );
     }
+
+    // Token checks the verified-token cache cannot answer: every request carries a token the
+    // server has never seen (more tokens than the run sends, and than the cache holds), so
+    // each is verified. EdDSA on this server, then HS256 on a second one over the same files
+    // (`jwt.algorithm = "HS256"`), back to back, 3 s each.
+    let fresh = signed_tokens(&secret, &tenants, "t000000", FRESH)?;
+    let eddsa = wrk_for(
+        &whoami_url,
+        64,
+        &[],
+        Some(&rotating(root, "fresh_eddsa.lua", &fresh)?),
+        "3s",
+    )?;
     drop(server);
+    let mut hs256 = serve();
+    hs256.env("VIGIA__JWT__ALGORITHM", "HS256");
+    let (hs_server, hs_address) = start(hs256, Announces::Log(root.join("server-hs256.log")))?;
+    let hs_secret = secret.clone().signing_with(JwtAlgorithm::HS256);
+    let fresh = signed_tokens(&hs_secret, &tenants, "t000000", FRESH)?;
+    let hmac = wrk_for(
+        &format!("{hs_address}/api/v1/auth/whoami"),
+        64,
+        &[],
+        Some(&rotating(root, "fresh_hs256.lua", &fresh)?),
+        "3s",
+    )?;
+    drop(hs_server);
+    for (name, run) in [("EdDSA", &eddsa), ("HS256", &hmac)] {
+        anyhow::ensure!(
+            run.rps * 3.0 < FRESH as f64,
+            "{name}: {:.0} requests for {FRESH} fresh tokens: some were seen twice",
+            run.rps * 3.0
+        );
+    }
+    println!(
+        "{:<44} {eddsa}  = {:.2}x HS256; {:.2}x whoami with a known token",
+        "whoami, every token new: EdDSA (3 s)",
+        eddsa.rps / hmac.rps,
+        eddsa.rps / whoami.rps
+    );
+    println!(
+        "{:<44} {hmac}  = {:.2}x whoami with a known token",
+        "whoami, every token new: HS256 (3 s)",
+        hmac.rps / whoami.rps
+    );
     if !all {
         return Ok(());
     }

@@ -20,6 +20,37 @@ fn defaults_follow_the_contract() {
         s.legacy_database_url().expose_secret(),
         "sqlite://./data/legacy.db"
     );
+    assert_eq!(s.jwt.algorithm, super::JwtAlgorithm::EdDSA);
+    assert_eq!(s.jwt.audience, "vigia");
+    assert_eq!(s.public_url(s.server.listen), "http://127.0.0.1:8000");
+}
+
+#[test]
+fn public_urls_are_absolute_http_bases() {
+    for good in [
+        "https://auth.example.com",
+        "https://auth.example.com/",
+        "http://10.0.0.5:8000/vigia",
+    ] {
+        let s = Settings::from_overrides(&[("server.public_url", good)]).expect(good);
+        let bound = "127.0.0.1:1".parse().expect("address");
+        assert!(!s.public_url(bound).ends_with('/'), "{good}");
+    }
+    for bad in [
+        "auth.example.com",
+        "ftp://auth.example.com",
+        "https://",
+        "https://auth.example.com/?x=1",
+        "https://user@auth.example.com",
+        "https://auth.example.com/#top",
+    ] {
+        assert!(
+            Settings::from_overrides(&[("server.public_url", bad)]).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(Settings::from_overrides(&[("jwt.audience", " ")]).is_err());
+    assert!(Settings::from_overrides(&[("jwt.algorithm", "RS256")]).is_err());
 }
 
 #[test]
