@@ -235,17 +235,11 @@ backend_tests! {
     ignore = "needs VIGIA_TEST_PYTHON: python3 with requests and PyJWT[crypto]"
 )]
 async fn pyjwt_verifies_tokens_with_nothing_but_the_issuer_url() {
-    let check = tokio::process::Command::new("python3")
-        .args(["-c", "import requests, jwt, cryptography"])
-        .output()
-        .await
-        .expect("python3 is not installed: install it, with requests and PyJWT[crypto]");
-    assert!(
-        check.status.success(),
-        "python3 cannot import requests and PyJWT with its crypto extra: \
-         pip install requests 'PyJWT[crypto]'\n{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    crate::helpers::require_python(
+        "requests, jwt, cryptography",
+        "pip install requests 'PyJWT[crypto]'",
+    )
+    .await;
     let app = spawn_app(crate::helpers::Backend::Sqlite).await;
     let issuer = format!("{}/tenants/{TENANT}", app.address);
     let out = tokio::process::Command::new("python3")

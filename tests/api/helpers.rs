@@ -812,3 +812,19 @@ pub async fn audit(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
     let page: Value = resp.json().await.expect("json");
     page["items"].as_array().expect("items").clone()
 }
+
+/// Fails, saying what to install, unless `python3` can import `modules` (`"requests, jwt"`):
+/// checked before a Python test's script runs, so that a missing prerequisite reads as such
+/// rather than as the script's failure.
+pub async fn require_python(modules: &str, install: &str) {
+    let check = tokio::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("python3 is not installed ({e}): install it, then {install}"));
+    assert!(
+        check.status.success(),
+        "python3 cannot import {modules}: {install}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

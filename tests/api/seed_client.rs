@@ -12,19 +12,7 @@ use crate::helpers::{AppOptions, Backend, spawn_app_with};
     ignore = "needs VIGIA_TEST_PYTHON: python3 with requests"
 )]
 async fn the_documents_python_flow_runs_unchanged_against_the_demo() {
-    // The prerequisite first, so that its absence reads as such rather than as the script's
-    // failure.
-    let check = tokio::process::Command::new("python3")
-        .args(["-c", "import requests"])
-        .output()
-        .await
-        .expect("python3 is not installed: install it, with requests (pip install requests)");
-    assert!(
-        check.status.success(),
-        "python3 cannot import requests: install it (pip install requests, or Debian: apt-get \
-         install python3-requests)\n{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    crate::helpers::require_python("requests", "pip install requests").await;
     let app = spawn_app_with(AppOptions {
         backend: Backend::Sqlite,
         fixture: false,
