@@ -86,7 +86,7 @@ const TOUCHED: usize = 10_000;
 const DURATION: &str = "10s";
 /// Distinct tokens of the uncached-verification scenarios: more than the verified-token cache
 /// holds (100,000) and than 3 s of requests.
-const FRESH: usize = 150_000;
+const FRESH: usize = 250_000;
 
 fn main() -> anyhow::Result<()> {
     match std::env::var("VIGIA_BENCH_ROLE").as_deref() {
