@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     AppOptions, PASSWORD, SECRET, TENANT, TestApp, assert_error, backend_tests, eventually,
-    spawn_app, spawn_app_with,
+    json_output, python, spawn_app, spawn_app_with,
 };
 
 async fn json_of(app: &TestApp, url: &str) -> (StatusCode, Option<String>, Value) {
@@ -242,40 +242,16 @@ async fn pyjwt_verifies_tokens_with_nothing_but_the_issuer_url() {
     .await;
     let app = spawn_app(crate::helpers::Backend::Sqlite).await;
     let issuer = format!("{}/tenants/{TENANT}", app.address);
-    let out = tokio::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/oidc/pyjwt_client.py"
-        ))
-        .args([issuer.as_str(), "juan.perez", PASSWORD])
-        .output()
-        .await
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let client = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/pyjwt_client.py");
+    let result = json_output(&python(&[client, &issuer, "juan.perez", PASSWORD]).await);
     assert_eq!(result["claims"]["iss"], issuer.as_str());
     assert_eq!(result["claims"]["tenant"], TENANT);
     assert_eq!(result["claims"]["username"], "juan.perez");
     assert_eq!(result["expires_in"], 480 * 60);
 
     // The same client against another tenant's issuer with this tenant's user: no such issuer.
-    let out = tokio::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/oidc/pyjwt_client.py"
-        ))
-        .args([
-            &format!("{}/tenants/nobody", app.address),
-            "juan.perez",
-            PASSWORD,
-        ])
-        .output()
-        .await
-        .expect("python3 runs");
+    let other = format!("{}/tenants/nobody", app.address);
+    let out = python(&[client, &other, "juan.perez", PASSWORD]).await;
     assert!(
         !out.status.success(),
         "an unknown tenant has no discovery document"

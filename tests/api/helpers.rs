@@ -828,3 +828,22 @@ pub async fn require_python(modules: &str, install: &str) {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// Runs `python3` with `args`; its output, whatever the exit status.
+pub async fn python(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("python3")
+        .args(args)
+        .output()
+        .await
+        .expect("python3 runs")
+}
+
+/// What a Python script that must succeed printed as JSON on stdout (its stderr on failure).
+pub fn json_output(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}

@@ -2,8 +2,6 @@
 //! Ignored unless `VIGIA_TEST_PYTHON` was set when it was built (CI sets it and installs
 //! `requests`); then it needs `python3` with `requests` and fails without them.
 
-use serde_json::Value;
-
 use crate::helpers::{AppOptions, Backend, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,19 +25,7 @@ async fn the_documents_python_flow_runs_unchanged_against_the_demo() {
     .replace("https://api.vigia.com", &app.address)
         + "\nimport json, sys\njson.dump({'login_status': login_response.status_code, 'login': login_response.json(), 'user_info': user_info, 'icsrs': icsrs}, sys.stdout)\n";
 
-    let out = tokio::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .await
-        .expect("python3 runs");
-
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let result = crate::helpers::json_output(&crate::helpers::python(&["-c", &script]).await);
     assert_eq!(result["login_status"], 200);
     let me = &result["user_info"];
     assert_eq!(me["username"], "juan.perez");
