@@ -35,6 +35,13 @@ pub enum Error {
     WrongPassword,
     #[error("{0}")]
     Token(#[from] TokenError),
+    /// An OAuth2 grant that does not hold: an unknown, spent, expired or ended refresh token
+    /// (RFC 6749 §5.2 `invalid_grant`).
+    #[error("{0}")]
+    InvalidGrant(String),
+    /// A service client's credentials do not match an active client (`invalid_client`).
+    #[error("Client authentication failed")]
+    InvalidClient,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]

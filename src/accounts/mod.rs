@@ -12,12 +12,16 @@
 //! an account that may do more than it may. Refusals are audited (`account_change_refused`).
 
 mod authority;
+mod clients;
 
 use std::sync::Arc;
 
 use serde_json::json;
 
-pub use self::authority::{Change, Refusal, authority};
+pub use self::{
+    authority::{Change, Refusal, authority},
+    clients::{CreatedClient, create_client},
+};
 use crate::{
     auth::{Principal, RequestMeta, anonymous_event, identity::Identities, password::Hasher},
     domain::{Email, FullName, Password, Permission, Permissions, Roles, Scope, Username},

@@ -36,8 +36,8 @@ use crate::{
 pub struct AuthApi;
 
 /// The OAuth2 password grant (RFC 6749 4.3) in `scope`: the login of `/api/v1/auth/login`
-/// and of each issuer's token endpoint.
-pub(super) async fn password_grant(
+/// (each issuer's token endpoint has its own, with the other grants: see `oauth`).
+async fn password_grant(
     state: &AppState,
     req: &Request,
     scope: &Scope,
@@ -52,7 +52,7 @@ pub(super) async fn password_grant(
         .auth
         .login(&state.registry, scope, &login, password, &request_meta(req))
         .await?;
-    let body = TokenResponse::new(outcome.access_token, &outcome.user, outcome.expires_in);
+    let body = TokenResponse::new(outcome);
     Ok(LoginResponse::Ok(
         Json(body),
         "no-store".into(),
@@ -81,7 +81,7 @@ fn login_scope(header: XTenant, req: &Request, client_id: Option<&str>) -> Resul
 
 /// A token response; never cached by browsers or proxies.
 #[derive(ApiResponse)]
-pub(super) enum LoginResponse {
+enum LoginResponse {
     /// Logged in.
     #[oai(status = 200)]
     Ok(

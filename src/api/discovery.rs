@@ -1,24 +1,22 @@
 //! Each scope is an OpenID Connect issuer: a tenant at `{server.public_url}/tenants/{ID}`, the
 //! legacy database at `{server.public_url}`. Under each issuer: its discovery document
 //! (`/.well-known/openid-configuration`, OpenID Connect Discovery 1.0), its public keys
-//! (`/.well-known/jwks.json`, RFC 7517) and its token endpoint (`/oauth2/token`, the password
-//! grant with the tenant taken from the path). A module that verifies tokens needs only the
+//! (`/.well-known/jwks.json`, RFC 7517) and its OAuth2 endpoints (`/oauth2/token`,
+//! `/oauth2/introspect`, `/oauth2/revoke`: see `oauth`). A module that verifies tokens needs only the
 //! issuer URL: discovery names the JWKS, the JWKS holds the keys. An unknown or inactive
 //! tenant has no issuer (404).
 
 use std::sync::Arc;
 
-use poem::{Request, web::Data};
+use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
     param::Path,
-    payload::{Form, Json},
+    payload::Json,
 };
 
 use super::{
     ApiTags, AppState,
-    auth::{LoginResponse, password_grant},
-    dto::LoginForm,
     error::ApiError,
 };
 use crate::{
@@ -41,8 +39,12 @@ pub struct OpenIdConfiguration {
     pub issuer: String,
     /// The issuer's public keys (JWKS).
     pub jwks_uri: String,
-    /// OAuth2 token endpoint (form-encoded password grant).
+    /// OAuth2 token endpoint: password, refresh-token and client-credentials grants.
     pub token_endpoint: String,
+    /// Token introspection (RFC 7662), for service clients.
+    pub introspection_endpoint: String,
+    /// Token revocation (RFC 7009).
+    pub revocation_endpoint: String,
     /// The signed-in user's profile (`GET /api/v1/auth/me`, with `sub`).
     pub userinfo_endpoint: String,
     pub grant_types_supported: Vec<String>,
@@ -50,7 +52,11 @@ pub struct OpenIdConfiguration {
     pub subject_types_supported: Vec<String>,
     /// The token signing algorithm (`jwt.algorithm`).
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// How clients authenticate at the token endpoint (`none`: the password and refresh
+    /// grants need no client).
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     pub claims_supported: Vec<String>,
 }
 
@@ -139,27 +145,6 @@ impl DiscoveryApi {
         Ok(keys(&handle))
     }
 
-    /// Tenant issuer: token endpoint
-    ///
-    /// The OAuth2 password grant (RFC 6749 4.3) for the tenant in the path: the same form and
-    /// answers as `POST /api/v1/auth/login`; no `X-Tenant` or `client_id` needed.
-    #[oai(
-        path = "/tenants/:tenant/oauth2/token",
-        method = "post",
-        operation_id = "token"
-    )]
-    async fn token(
-        &self,
-        state: Data<&Arc<AppState>>,
-        req: &Request,
-        /// Tenant identifier.
-        tenant: Path<String>,
-        form: Form<LoginForm>,
-    ) -> Result<LoginResponse, ApiError> {
-        let scope = tenant_scope(&tenant.0)?;
-        password_grant(&state, req, &scope, form.0).await
-    }
-
     /// Legacy issuer: OpenID Connect discovery
     ///
     /// The discovery document of the legacy database's issuer `{server.public_url}`.
@@ -186,35 +171,24 @@ impl DiscoveryApi {
         let handle = issuer_handle(&state, &Scope::Legacy).await?;
         Ok(keys(&handle))
     }
-
-    /// Legacy issuer: token endpoint
-    ///
-    /// The OAuth2 password grant in the legacy database (as `POST /api/v1/auth/login` without
-    /// a tenant).
-    #[oai(path = "/oauth2/token", method = "post", operation_id = "legacy_token")]
-    async fn legacy_token(
-        &self,
-        state: Data<&Arc<AppState>>,
-        req: &Request,
-        form: Form<LoginForm>,
-    ) -> Result<LoginResponse, ApiError> {
-        password_grant(&state, req, &Scope::Legacy, form.0).await
-    }
 }
 
 /// The scope of a tenant ID in a path: a malformed one names no issuer (404).
-fn tenant_scope(raw: &str) -> Result<Scope, ApiError> {
+pub(super) fn tenant_scope(raw: &str) -> Result<Scope, Error> {
     TenantId::parse(raw)
         .map(Scope::Tenant)
-        .map_err(|_| Error::NotFound("Unknown tenant".into()).into())
+        .map_err(|_| Error::NotFound("Unknown tenant".into()))
 }
 
 /// The handle of an issuer's scope; an inactive tenant is no issuer (404, not 403).
-async fn issuer_handle(state: &AppState, scope: &Scope) -> Result<Arc<ScopeHandle>, ApiError> {
+pub(super) async fn issuer_handle(
+    state: &AppState,
+    scope: &Scope,
+) -> Result<Arc<ScopeHandle>, Error> {
     match state.registry.resolve(scope).await {
         Ok(handle) => Ok(handle),
-        Err(TenancyError::Inactive) => Err(Error::NotFound("Unknown tenant".into()).into()),
-        Err(other) => Err(Error::from(other).into()),
+        Err(TenancyError::Inactive) => Err(Error::NotFound("Unknown tenant".into())),
+        Err(other) => Err(Error::from(other)),
     }
 }
 
@@ -225,15 +199,30 @@ fn configuration(state: &AppState, scope: &Scope) -> ConfigurationResponse {
     ConfigurationResponse::Ok(Json(OpenIdConfiguration {
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
         token_endpoint: format!("{issuer}/oauth2/token"),
+        introspection_endpoint: format!("{issuer}/oauth2/introspect"),
+        revocation_endpoint: format!("{issuer}/oauth2/revoke"),
         userinfo_endpoint: format!("{base}/api/v1/auth/me"),
-        grant_types_supported: strings(&["password"]),
+        grant_types_supported: strings(&["password", "refresh_token", "client_credentials"]),
         response_types_supported: strings(&["token"]),
         subject_types_supported: strings(&["public"]),
         id_token_signing_alg_values_supported: vec![state.auth.tokens.algorithm_name().into()],
-        token_endpoint_auth_methods_supported: strings(&["none"]),
+        token_endpoint_auth_methods_supported: strings(&[
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ]),
+        introspection_endpoint_auth_methods_supported: strings(&[
+            "client_secret_basic",
+            "client_secret_post",
+        ]),
+        revocation_endpoint_auth_methods_supported: strings(&[
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ]),
         claims_supported: strings(&[
             "sub", "iss", "aud", "exp", "iat", "jti", "uid", "username", "email", "role", "roles",
-            "tenant", "trace", "ver",
+            "tenant", "trace", "ver", "permissions", "sid", "client_id",
         ]),
         issuer,
     }))

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
-    auth::Principal,
+    auth::{Login, Principal},
     domain::{PermissionMap, Permissions, User},
 };
 
@@ -58,18 +58,32 @@ pub struct TokenResponse {
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,
-    /// Seconds until the access token expires (RFC 6749 5.1).
+    /// Seconds until the access token expires (RFC 6749 5.1): `jwt.ttl_minutes`, or the
+    /// tenant's `session_idle_minutes` when shorter.
     pub expires_in: u64,
+    /// Exchanges for a new access token at the issuer's token endpoint
+    /// (`grant_type=refresh_token`), once: each refresh returns the next. Presenting a spent
+    /// one ends the session.
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh_token: Option<String>,
     /// The authenticated user.
     pub user: LoginUser,
 }
 
 impl TokenResponse {
-    pub fn new(access_token: String, user: &User, expires_in: u64) -> Self {
+    pub fn new(login: Login) -> Self {
+        let Login {
+            access_token,
+            user,
+            expires_in,
+            refresh_token,
+        } = login;
+        let user = &user;
         Self {
             access_token,
             token_type: "bearer".into(),
             expires_in,
+            refresh_token,
             user: LoginUser {
                 id: user.id,
                 username: user.username.to_string(),

@@ -76,7 +76,9 @@ impl From<Error> for ApiError {
             Error::BadCredentials
             | Error::NotAuthenticated
             | Error::WrongPassword
-            | Error::Token(_) => Self::Unauthorized(problem(detail), BEARER.into()),
+            | Error::Token(_)
+            | Error::InvalidGrant(_)
+            | Error::InvalidClient => Self::Unauthorized(problem(detail), BEARER.into()),
             Error::Forbidden(_) => Self::Forbidden(problem(detail)),
             Error::NotFound(_) => Self::NotFound(problem(detail)),
             Error::Conflict(_) => Self::Conflict(problem(detail)),
@@ -141,5 +143,118 @@ fn error_response(err: poem::Error) -> Response {
             r.set_status(status);
             r
         }
+    }
+}
+
+/// The body of an OAuth2 endpoint's error (RFC 6749 §5.2), with the `detail` every error of
+/// this API carries.
+#[derive(Debug, Object)]
+pub struct OAuthProblem {
+    /// The RFC 6749 error code: `invalid_request`, `invalid_client`, `invalid_grant`,
+    /// `unsupported_grant_type`, `temporarily_unavailable`, `server_error`.
+    pub error: String,
+    /// Human-readable reason.
+    pub error_description: String,
+    /// The same reason, as every error of this API gives it.
+    pub detail: String,
+}
+
+/// Every error status of the OAuth2 endpoints (token, introspection, revocation).
+#[derive(Debug, ApiResponse)]
+pub enum OAuthError {
+    /// `invalid_request` (a missing or malformed field), `invalid_grant` (bad credentials, an
+    /// inactive user, a spent or expired refresh token) or `unsupported_grant_type`.
+    #[oai(status = 400)]
+    BadRequest(Json<OAuthProblem>),
+    /// `invalid_client`: the client's credentials do not match an active client.
+    #[oai(status = 401)]
+    Unauthorized(
+        Json<OAuthProblem>,
+        /// `Basic realm="vigia"`: the client authenticates with HTTP Basic.
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// No such issuer (unknown or inactive tenant).
+    #[oai(status = 404)]
+    NotFound(Json<OAuthProblem>),
+    /// Too many attempts from this address, or against this account (locked).
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<OAuthProblem>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        i64,
+    ),
+    /// An internal fault; the body names no internals.
+    #[oai(status = 500)]
+    Internal(Json<OAuthProblem>),
+    /// Temporarily unable to serve.
+    #[oai(status = 503)]
+    Unavailable(
+        Json<OAuthProblem>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+}
+
+impl OAuthError {
+    /// An error with RFC 6749 code `error`, at 400.
+    pub fn bad_request(error: &str, description: impl Into<String>) -> Self {
+        Self::BadRequest(oauth_problem(error, description.into()))
+    }
+}
+
+fn oauth_problem(error: &str, description: String) -> Json<OAuthProblem> {
+    Json(OAuthProblem {
+        error: error.into(),
+        detail: description.clone(),
+        error_description: description,
+    })
+}
+
+impl From<Error> for OAuthError {
+    fn from(e: Error) -> Self {
+        let detail = e.to_string();
+        match e {
+            Error::InvalidClient => Self::Unauthorized(
+                oauth_problem("invalid_client", detail),
+                "Basic realm=\"vigia\"".into(),
+            ),
+            Error::BadCredentials
+            | Error::InvalidGrant(_)
+            | Error::Forbidden(_)
+            | Error::Token(_)
+            | Error::NotAuthenticated
+            | Error::WrongPassword => Self::bad_request("invalid_grant", detail),
+            Error::Validation(_) | Error::Conflict(_) => {
+                Self::bad_request("invalid_request", detail)
+            }
+            Error::NotFound(_) => Self::NotFound(oauth_problem("invalid_request", detail)),
+            Error::TooManyRequests {
+                retry_after_seconds,
+                ..
+            } => Self::TooManyRequests(
+                oauth_problem("temporarily_unavailable", detail),
+                retry_after_seconds,
+            ),
+            Error::Unavailable {
+                retry_after_seconds,
+                ..
+            } => Self::Unavailable(
+                oauth_problem("temporarily_unavailable", detail),
+                retry_after_seconds,
+            ),
+            Error::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                Self::Internal(oauth_problem("server_error", detail))
+            }
+        }
+    }
+}
+
+impl From<Invalid> for OAuthError {
+    fn from(e: Invalid) -> Self {
+        Error::from(e).into()
     }
 }

@@ -7,6 +7,8 @@ mod admin;
 mod audit;
 mod auth;
 mod discovery;
+mod clients;
+mod oauth;
 mod dto;
 pub mod error;
 mod health;
@@ -120,6 +122,8 @@ type Apis = (
     admin::AdminApi,
     health::HealthApi,
     discovery::DiscoveryApi,
+    oauth::OAuthApi,
+    clients::ClientsApi,
 );
 
 pub fn service() -> OpenApiService<Apis, ()> {

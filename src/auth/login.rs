@@ -24,6 +24,8 @@ pub struct Login {
     pub user: User,
     /// Seconds the access token is valid for.
     pub expires_in: u64,
+    /// The session's refresh token (absent where a grant opens no session).
+    pub refresh_token: Option<String>,
 }
 
 /// A login's outcome as a metrics label.
@@ -189,15 +191,8 @@ impl Auth {
             return Err(error);
         }
 
-        let (access_token, claims) = self
-            .tokens
-            .issue(
-                &tenant.key,
-                &tenant.scope,
-                &user,
-                tenant.roles.granted(&user.roles, &user.permissions),
-            )
-            .map_err(Error::Internal)?;
+        let (access_token, claims, refresh_token) =
+            self.open_session(tenant, &store, &user).await?;
         if verified.needs_rehash {
             let mut event = anonymous_event(
                 AuditType::PasswordRehashed,
@@ -222,6 +217,7 @@ impl Auth {
             access_token,
             user,
             expires_in: claims.exp.saturating_sub(claims.iat),
+            refresh_token: Some(refresh_token),
         })
     }
 

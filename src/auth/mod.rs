@@ -11,14 +11,18 @@
 //!   record in the same transaction as its change. Account administration is its peer
 //!   service, `accounts`.
 
+pub mod clients;
 pub mod fair_queue;
 pub mod identity;
 pub mod login;
+pub mod opaque;
 pub mod password;
 pub mod principal;
+mod refresh;
 pub mod session;
 pub mod throttle;
 pub mod token;
+pub mod verified;
 
 use std::{sync::Arc, time::Duration};
 
@@ -29,7 +33,8 @@ use self::{
     password::Hasher,
     session::Session,
     throttle::Throttle,
-    token::{TokenError, TokenService, VerifiedToken, VerifiedTokens, peek_tenant},
+    token::{TokenError, TokenService, peek_tenant},
+    verified::{VerifiedToken, VerifiedTokens},
 };
 pub use self::{
     login::Login,
@@ -180,14 +185,14 @@ impl Auth {
         }
     }
 
-    /// Revokes the presented token until it expires.
+    /// Revokes the presented token until it expires, and ends its session (see [`refresh`]).
     pub async fn logout(&self, principal: &Principal) -> Result<(), Error> {
         let claims = &principal.claims;
         let expires_at = i64::try_from(claims.exp).unwrap_or(i64::MAX);
         let event = principal.event(
             AuditType::Logout,
             Some(&principal.user),
-            json!({"jti": claims.jti}),
+            json!({"jti": claims.jti, "sid": claims.sid}),
         );
         principal
             .handle
@@ -198,6 +203,9 @@ impl Auth {
         self.identities
             .remember_revoked(&principal.handle.scope, claims.jti.clone())
             .await;
+        if let Some(sid) = &claims.sid {
+            self.end_session(&principal.handle, sid, "logout").await?;
+        }
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! What an accepted token resolved to, kept with the token in [`super::token::VerifiedTokens`]
+//! What an accepted token resolved to, kept with the token in [`super::verified::VerifiedTokens`]
 //! so that its next request costs one cache lookup instead of five (token, tenant handle, user,
 //! revocation, and what the API rendered for it: [`Session::attachment`]). Across 10,000 tenants each of those lookups is a handful of
 //! cache misses; the profile of the round-robin benchmark put them at a fifth of the CPU.

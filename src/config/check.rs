@@ -52,6 +52,9 @@ impl Settings {
         {
             bail!("metrics.token must be at least 32 characters");
         }
+        if self.security.session_idle_minutes == 0 || self.security.session_max_hours == 0 {
+            bail!("security.session_idle_minutes and security.session_max_hours must be positive");
+        }
         if self.jwt.ttl_minutes == 0 {
             bail!("jwt.ttl_minutes must be positive");
         }

@@ -47,6 +47,8 @@ lockout_minutes = 15
 login_attempts_per_ip_per_minute = 60
 password_min_length = 6
 password_max_age_days = 0
+session_idle_minutes = 480
+session_max_hours = 24
 user_cache_millis = 300000
 trust_forwarded_for = false
 

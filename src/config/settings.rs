@@ -184,6 +184,12 @@ pub struct SecuritySettings {
     pub password_min_length: usize,
     /// Passwords older than this must be reset before logging in; 0 = no aging (ASVS 2.1.10).
     pub password_max_age_days: u32,
+    /// A session (a login's refresh-token family) ends when it has not been refreshed for
+    /// this long: the automatic log-off of Annex 11. Access tokens live no longer than this
+    /// either (`jwt.ttl_minutes` at most), so an idle client is logged off within it.
+    pub session_idle_minutes: u32,
+    /// A session ends this long after its login, however active: then the user logs in again.
+    pub session_max_hours: u32,
     /// How long a user record is served from memory. Every write through this process drops
     /// it at once, and through another replica within milliseconds (a Redis event), so this
     /// bounds only changes made behind the server's back (SQL by hand) or events missed while

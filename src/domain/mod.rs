@@ -4,6 +4,7 @@
 
 mod account;
 pub mod audit;
+mod client;
 pub mod icsr;
 mod password;
 mod permissions;
@@ -12,6 +13,7 @@ pub mod url_secrets;
 mod user;
 
 pub use account::{NewUser, User, UserFilter};
+pub use client::{ClientName, PermissionNames};
 pub use password::Password;
 pub use permissions::{Holder, Permission, PermissionMap, RoleDefinitions, RoleGrants};
 pub use tenant_id::{Scope, TenantId};

@@ -17,6 +17,8 @@ mod pool;
 mod provision;
 pub mod registry;
 pub mod revocations;
+pub mod sessions;
+pub mod clients;
 mod url;
 pub mod users;
 

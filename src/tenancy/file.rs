@@ -100,6 +100,10 @@ pub struct SecurityOverrides {
     pub password_min_length: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_max_age_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_idle_minutes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_max_hours: Option<u32>,
 }
 
 impl SecurityOverrides {

@@ -14,6 +14,10 @@ pub struct SecurityPolicy {
     pub password_min_length: usize,
     /// 0 = passwords never expire.
     pub password_max_age_days: u32,
+    /// Seconds a session may go unrefreshed (and the longest an access token lives).
+    pub session_idle: i64,
+    /// Seconds a session lasts at most.
+    pub session_max: i64,
 }
 
 impl SecurityPolicy {
@@ -44,6 +48,20 @@ impl SecurityPolicy {
             password_max_age_days: tenant
                 .password_max_age_days
                 .unwrap_or(server.password_max_age_days),
+            session_idle: 60
+                * i64::from(
+                    tenant
+                        .session_idle_minutes
+                        .unwrap_or(server.session_idle_minutes)
+                        .max(1),
+                ),
+            session_max: 3600
+                * i64::from(
+                    tenant
+                        .session_max_hours
+                        .unwrap_or(server.session_max_hours)
+                        .max(1),
+                ),
         }
     }
 }

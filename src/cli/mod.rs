@@ -2,6 +2,8 @@
 //! (`--config FILE`, else `./vigia.toml` when present, then `VIGIA__…` variables). Failures
 //! print one line on stderr and exit non-zero, having changed nothing.
 
+mod client;
+
 use std::{
     io::{BufRead, Write},
     path::PathBuf,
@@ -54,6 +56,9 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage service clients (OAuth2 client credentials) of a tenant.
+    #[command(subcommand)]
+    Client(client::ClientCommand),
     /// Apply pending migrations to the legacy database and every registered tenant.
     Migrate,
     /// Print the OpenAPI 3 document (JSON) to stdout.
@@ -177,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => tenant_create(&settings, &id, database_url, name).await,
         Command::Tenant(TenantCommand::List) => tenant_list(&settings).await,
         Command::User(UserCommand::Create(args)) => user_create(&settings, args).await,
+        Command::Client(command) => client::run(&settings, command).await,
         Command::Migrate => migrate(&settings).await,
         Command::Openapi | Command::Config(_) => unreachable!("handled above"),
     }

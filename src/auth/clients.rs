@@ -1,0 +1,265 @@
+//! What service clients do at the token endpoints: obtain tokens (the client-credentials grant,
+//! RFC 6749 §4.4), ask whether a token is active (introspection, RFC 7662) and revoke one
+//! (RFC 7009). A client authenticates with its ID and secret; only the secret's SHA-256 is
+//! stored (see [`super::opaque`]). Creating, listing and revoking clients is account
+//! administration (`accounts::clients`).
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::json;
+
+use super::{
+    Auth, RequestMeta, opaque,
+    principal::anonymous_event,
+    throttle::now,
+    token::{ClientClaims, Claims},
+};
+use crate::{
+    domain::Scope,
+    error::Error,
+    store::{
+        Store, audit::AuditType, clients::ServiceClient, sessions::RefreshRecord, users::User,
+    },
+    tenancy::{Registry, ScopeHandle},
+};
+
+/// A client-credentials grant's token.
+#[derive(Debug)]
+pub struct ClientGrant {
+    pub access_token: String,
+    pub expires_in: u64,
+    /// The client's permissions, space-separated (the token's `scope`).
+    pub scope: String,
+}
+
+/// What introspection found a token to be.
+#[derive(Debug)]
+pub enum Introspected {
+    /// Expired, revoked, foreign, malformed or unknown: nothing more is said.
+    Inactive,
+    /// A user's access token, accepted as `/whoami` would accept it now.
+    User(Arc<Claims>),
+    /// A service client's access token, its client still active.
+    Client(ClientClaims),
+    /// A refresh token, unspent, of a live session.
+    Refresh {
+        record: RefreshRecord,
+        user: User,
+        /// When its session lapses, at the latest (Unix seconds).
+        expires_at: i64,
+    },
+}
+
+impl Auth {
+    /// Checks service client credentials in `tenant`; a mismatch is recorded
+    /// (`client_auth_failed`) and answers `invalid_client` whatever was wrong.
+    pub async fn authenticate_client(
+        &self,
+        tenant: &ScopeHandle,
+        client_id: &str,
+        secret: &str,
+        meta: &RequestMeta,
+    ) -> Result<ServiceClient, Error> {
+        let store = tenant.store().await?;
+        let found = store.client(client_id).await?;
+        let reason = match &found {
+            None => "unknown_client",
+            Some(c) if c.revoked_at.is_some() => "revoked",
+            // Compared even for an unknown client would not hide more: IDs are not secret.
+            Some(c) if !opaque::matches(secret, &c.secret_hash) => "bad_secret",
+            Some(_) => "",
+        };
+        match found {
+            Some(client) if reason.is_empty() => Ok(client),
+            _ => {
+                let event = anonymous_event(
+                    AuditType::ClientAuthFailed,
+                    meta,
+                    None,
+                    client_id,
+                    json!({"reason": reason}),
+                );
+                store.record_audit(&event).await?;
+                Err(Error::InvalidClient)
+            }
+        }
+    }
+
+    /// The client-credentials grant: a token whose `sub` is the client and whose permissions
+    /// are the client's. Recorded as the client's use (`client_token_issued`).
+    pub async fn client_credentials(
+        &self,
+        registry: &Registry,
+        scope: &Scope,
+        client_id: &str,
+        secret: &str,
+        meta: &RequestMeta,
+    ) -> Result<ClientGrant, Error> {
+        let tenant = registry.resolve(scope).await?;
+        let client = self
+            .authenticate_client(&tenant, client_id, secret, meta)
+            .await?;
+        let idle = Duration::from_secs(u64::try_from(tenant.policy.session_idle).unwrap_or(0));
+        let (access_token, claims) = self
+            .tokens
+            .issue_client(
+                &tenant.key,
+                &tenant.scope,
+                &client.client_id,
+                client.permissions(),
+                self.tokens.lifetime(idle),
+            )
+            .map_err(Error::Internal)?;
+        let event = anonymous_event(
+            AuditType::ClientTokenIssued,
+            meta,
+            None,
+            &client.client_id,
+            json!({"jti": claims.jti, "permissions": claims.permissions}),
+        );
+        let store = tenant.store().await?;
+        store.client_used(&client.client_id, now(), &event).await?;
+        Ok(ClientGrant {
+            access_token,
+            expires_in: claims.exp.saturating_sub(claims.iat),
+            scope: claims.permissions.join(" "),
+        })
+    }
+
+    /// Whether `token` is active in `tenant` now: a user's access token as a request with it
+    /// would be judged (logouts, password changes, deactivations seen at once), a client's
+    /// while its client is active, a refresh token while it may still be exchanged.
+    pub async fn introspect(
+        &self,
+        registry: &Registry,
+        tenant: &Arc<ScopeHandle>,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<Introspected, Error> {
+        if !token.contains('.') {
+            return self.introspect_refresh(tenant, token).await;
+        }
+        let header = tenant.scope.tenant().cloned();
+        match self.authenticate(registry, header, token, meta.clone()).await {
+            // A legacy request names no tenant: the token's own claim chose the key.
+            Ok(principal) if principal.handle.scope == tenant.scope => {
+                return Ok(Introspected::User(principal.claims));
+            }
+            Ok(_) => return Ok(Introspected::Inactive),
+            // The server could not judge it: not an answer about the token.
+            Err(e @ (Error::Unavailable { .. } | Error::Internal(_))) => return Err(e),
+            // Perhaps a client's token; else inactive.
+            Err(_) => {}
+        }
+        let Ok(claims) = self.tokens.verify_client(&tenant.key, &tenant.scope, token) else {
+            return Ok(Introspected::Inactive);
+        };
+        self.identities.load_revocations(tenant).await?;
+        if self.identities.is_revoked(&tenant.scope, &claims.jti) {
+            return Ok(Introspected::Inactive);
+        }
+        let store = tenant.store().await?;
+        let active = store
+            .client(&claims.client_id)
+            .await?
+            .is_some_and(|c| c.revoked_at.is_none());
+        Ok(if active {
+            Introspected::Client(claims)
+        } else {
+            Introspected::Inactive
+        })
+    }
+
+    async fn introspect_refresh(
+        &self,
+        tenant: &ScopeHandle,
+        token: &str,
+    ) -> Result<Introspected, Error> {
+        let store = tenant.store().await?;
+        let Some(record) = store.refresh_record(&opaque::fingerprint(token)).await? else {
+            return Ok(Introspected::Inactive);
+        };
+        let now = now();
+        let idle_end = record.last_used_at + tenant.policy.session_idle;
+        let live = record.used_at.is_none()
+            && record.ended_at.is_none()
+            && now < record.expires_at
+            && now <= idle_end;
+        let user = match store.user_by_id(record.user_id).await? {
+            Some(u) if live && u.is_active && u.token_version == record.user_version => u,
+            _ => return Ok(Introspected::Inactive),
+        };
+        Ok(Introspected::Refresh {
+            expires_at: record.expires_at.min(idle_end),
+            record,
+            user,
+        })
+    }
+
+    /// Revokes `token` in `tenant` (RFC 7009): a user's access token as a logout would (its
+    /// session ends too), a client's access token, or a refresh token (its session ends).
+    /// Anything else, or a token already dead, is left as it is: the answer is the same.
+    pub async fn revoke(
+        &self,
+        registry: &Registry,
+        tenant: &Arc<ScopeHandle>,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        let store = tenant.store().await?;
+        match self.introspect(registry, tenant, token, meta).await? {
+            Introspected::Inactive => Ok(()),
+            Introspected::User(_) => {
+                let header = tenant.scope.tenant().cloned();
+                let principal = self
+                    .authenticate(registry, header, token, meta.clone())
+                    .await?;
+                self.logout(&principal).await
+            }
+            Introspected::Client(claims) => {
+                let event = anonymous_event(
+                    AuditType::TokenRevoked,
+                    meta,
+                    None,
+                    &claims.client_id,
+                    json!({"jti": claims.jti, "client_id": claims.client_id}),
+                );
+                let expires_at = i64::try_from(claims.exp).unwrap_or(i64::MAX);
+                // Client tokens belong to no user: user id 0, which no account has.
+                store
+                    .revoke_token(&claims.jti, 0, expires_at, &event)
+                    .await?;
+                self.identities
+                    .remember_revoked(&tenant.scope, claims.jti)
+                    .await;
+                Ok(())
+            }
+            Introspected::Refresh { record, user, .. } => {
+                self.revoke_session(tenant, &store, &record, &user, meta)
+                    .await
+            }
+        }
+    }
+
+    async fn revoke_session(
+        &self,
+        tenant: &ScopeHandle,
+        store: &Store,
+        record: &RefreshRecord,
+        user: &User,
+        meta: &RequestMeta,
+    ) -> Result<(), Error> {
+        let event = anonymous_event(
+            AuditType::TokenRevoked,
+            meta,
+            Some(user.id),
+            &user.username,
+            json!({"sid": record.session_id, "token_type": "refresh_token"}),
+        );
+        let revoked = store
+            .end_session(&record.session_id, "revoked", now(), Some(&event))
+            .await?;
+        self.forget_access(tenant, revoked).await;
+        Ok(())
+    }
+}

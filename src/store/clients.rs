@@ -1,0 +1,130 @@
+//! Service clients (the OAuth2 client-credentials grant): kept with the SHA-256 of their
+//! secret and the permissions they may hold. A revoked client stays, for the audit trail.
+
+use super::{
+    Store, StoreError,
+    audit::{NewAuditEvent, insert_audit, now_ms},
+    with_conn,
+};
+
+/// The columns of [`ServiceClient`], spliced into each `SELECT` at compile time.
+macro_rules! select_clients {
+    ($tail:literal) => {
+        concat!(
+            "SELECT client_id, name, secret_hash, permissions, created_by, created_at, ",
+            "last_used_at, revoked_at FROM service_clients ",
+            $tail
+        )
+    };
+}
+
+const BY_ID: &str = select_clients!("WHERE client_id = $1");
+const LIST: &str = select_clients!("ORDER BY created_at, client_id");
+const INSERT: &str = "INSERT INTO service_clients \
+     (client_id, name, secret_hash, permissions, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+const REVOKE: &str = "UPDATE service_clients SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL";
+const USED: &str = "UPDATE service_clients SET last_used_at = $1 WHERE client_id = $2";
+
+/// A stored client.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ServiceClient {
+    pub client_id: String,
+    pub name: String,
+    /// SHA-256 of the secret, hex.
+    pub secret_hash: String,
+    /// Space-separated `module.action` names.
+    pub permissions: String,
+    /// The username of the user who created it, or `operator` (the CLI).
+    pub created_by: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl ServiceClient {
+    /// What the client may do, as `module.action` names.
+    pub fn permissions(&self) -> Vec<String> {
+        self.permissions
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Store {
+    /// Stores `client` (its `last_used_at` and `revoked_at` are ignored), recording `event`
+    /// in the same transaction.
+    pub async fn create_client(
+        &self,
+        client: &ServiceClient,
+        event: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        with_conn!(self, conn => async {
+            let mut tx = sqlx::Connection::begin(conn).await?;
+            sqlx::query(INSERT)
+                .bind(&client.client_id)
+                .bind(&client.name)
+                .bind(&client.secret_hash)
+                .bind(&client.permissions)
+                .bind(&client.created_by)
+                .bind(client.created_at)
+                .execute(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, event, now_ms())?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        }
+        .await)
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<ServiceClient>, StoreError> {
+        Ok(with_conn!(self, conn => sqlx::query_as::<_, ServiceClient>(BY_ID)
+            .bind(client_id)
+            .fetch_optional(conn)
+            .await?))
+    }
+
+    /// Every client, revoked ones included, oldest first.
+    pub async fn list_clients(&self) -> Result<Vec<ServiceClient>, StoreError> {
+        Ok(with_conn!(self, conn => sqlx::query_as::<_, ServiceClient>(LIST)
+            .fetch_all(conn)
+            .await?))
+    }
+
+    /// Revokes a client, recording `event`; `NotFound` when no such client is active.
+    pub async fn revoke_client(
+        &self,
+        client_id: &str,
+        now: i64,
+        event: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        with_conn!(self, conn => async {
+            let mut tx = sqlx::Connection::begin(conn).await?;
+            let revoked = sqlx::query(REVOKE).bind(now).bind(client_id).execute(&mut *tx).await?;
+            if revoked.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit!(&mut *tx, event, now_ms())?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        }
+        .await)
+    }
+
+    /// Notes that the client obtained a token, recording `event`.
+    pub async fn client_used(
+        &self,
+        client_id: &str,
+        now: i64,
+        event: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        with_conn!(self, conn => async {
+            let mut tx = sqlx::Connection::begin(conn).await?;
+            sqlx::query(USED).bind(now).bind(client_id).execute(&mut *tx).await?;
+            insert_audit!(&mut *tx, event, now_ms())?;
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        }
+        .await)
+    }
+}
