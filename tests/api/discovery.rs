@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    AppOptions, PASSWORD, SECRET, TENANT, TestApp, assert_error, backend_tests, eventually,
-    json_output, python, spawn_app, spawn_app_with,
+    AppOptions, PASSWORD, SECRET, TENANT, TestApp, assert_error, assert_oauth_error,
+    backend_tests, eventually, json_output, python, spawn_app, spawn_app_with,
 };
 
 async fn json_of(app: &TestApp, url: &str) -> (StatusCode, Option<String>, Value) {
@@ -64,6 +64,12 @@ backend_tests! {
         assert_eq!(discovery["issuer"], issuer.as_str());
         assert_eq!(discovery["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
         assert_eq!(discovery["token_endpoint"], format!("{issuer}/oauth2/token"));
+        assert_eq!(discovery["introspection_endpoint"], format!("{issuer}/oauth2/introspect"));
+        assert_eq!(discovery["revocation_endpoint"], format!("{issuer}/oauth2/revoke"));
+        assert_eq!(
+            discovery["grant_types_supported"],
+            json!(["password", "refresh_token", "client_credentials"])
+        );
         assert_eq!(discovery["userinfo_endpoint"], app.url("/api/v1/auth/me"));
         assert_eq!(discovery["id_token_signing_alg_values_supported"], json!(["EdDSA"]));
 
@@ -137,14 +143,34 @@ backend_tests! {
         let token = body["access_token"].as_str().expect("token");
         assert_eq!(app.whoami(token, None).await.status(), StatusCode::OK);
 
+        assert!(body["refresh_token"].as_str().is_some_and(|t| t.len() == 43), "{body}");
+
+        // Errors are RFC 6749 5.2's, with the `detail` of every error here.
         let wrong = [("username", "juan.perez"), ("password", "WrongPass123")];
         let resp = app.post(&format!("/tenants/{TENANT}/oauth2/token")).form(&wrong).send().await.expect("sent");
-        assert_error(resp, StatusCode::UNAUTHORIZED).await;
+        assert_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
         let resp = app.post("/tenants/nobody/oauth2/token").form(&form).send().await.expect("sent");
         assert_error(resp, StatusCode::NOT_FOUND).await;
         // The legacy issuer's endpoint logs in to the legacy database, where juan is unknown.
         let resp = app.post("/oauth2/token").form(&form).send().await.expect("sent");
-        assert_error(resp, StatusCode::UNAUTHORIZED).await;
+        assert_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        for (form, error) in [
+            (vec![("grant_type", "authorization_code"), ("code", "x")], "unsupported_grant_type"),
+            (vec![("grant_type", "password"), ("username", "juan.perez")], "invalid_request"),
+            (vec![("grant_type", "refresh_token")], "invalid_request"),
+            (vec![("grant_type", "password"), ("username", "juan.perez"), ("password", "short")], "invalid_request"),
+        ] {
+            let resp = app.post(&format!("/tenants/{TENANT}/oauth2/token")).form(&form).send().await.expect("sent");
+            assert_oauth_error(resp, StatusCode::BAD_REQUEST, error).await;
+        }
+        let resp = app
+            .post(&format!("/tenants/{TENANT}/oauth2/token"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"vigia\"");
+        assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
     }
 }
 

@@ -708,6 +708,17 @@ pub async fn assert_error(resp: Response, status: StatusCode) -> String {
     detail.to_owned()
 }
 
+/// Asserts an OAuth2 error (RFC 6749 5.2): `status`, `error` = `code`, and the same reason in
+/// `error_description` and `detail`; the reason.
+pub async fn assert_oauth_error(resp: Response, status: StatusCode, code: &str) -> String {
+    assert_eq!(resp.status(), status);
+    let body: Value = resp.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], code, "{body}");
+    let detail = body["detail"].as_str().expect("detail").to_owned();
+    assert_eq!(body["error_description"], detail.as_str(), "{body}");
+    detail
+}
+
 /// The Redis `VIGIA_TEST_REDIS_URL` names, for the replica and shared-state tests (ignored
 /// unless it was set when they were built; missing, it fails the test as in
 /// [`postgres_server`]).

@@ -26,6 +26,7 @@ mod resource_server;
 mod scale;
 mod security;
 mod seed_client;
+mod sessions;
 mod shared_state;
 mod spec;
 mod swagger_ui;
