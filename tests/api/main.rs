@@ -25,6 +25,7 @@ mod replicas;
 mod resource_server;
 mod scale;
 mod security;
+mod service_clients;
 mod seed_client;
 mod sessions;
 mod shared_state;

@@ -1,0 +1,325 @@
+//! Service clients (the client-credentials grant), introspection (RFC 7662) and revocation
+//! (RFC 7009): machines get tokens of their own, within what their creator may do; a resource
+//! server asks whether a token is still active and sees logouts and password changes at once.
+
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    PASSWORD, TENANT, TestApp, UserSpec, assert_error, assert_oauth_error, audit, backend_tests,
+    spawn_app,
+};
+
+/// A client made with `vigia client create`; its ID and secret.
+fn cli_client(app: &TestApp, tenant: &str, name: &str, permissions: &[&str]) -> (String, String) {
+    let mut cmd = app.cli();
+    cmd.args(["client", "create", "--tenant", tenant, "--name", name]);
+    for p in permissions {
+        cmd.args(["--permission", p]);
+    }
+    let out = cmd.output().expect("vigia runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+            .to_owned()
+    };
+    (field("client_id"), field("client_secret"))
+}
+
+async fn client_token(app: &TestApp, tenant: &str, id: &str, secret: &str) -> Response {
+    app.post(&format!("/tenants/{tenant}/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("sent")
+}
+
+async fn introspect(app: &TestApp, client: &(String, String), token: &str) -> Value {
+    let resp = app
+        .post(&format!("/tenants/{TENANT}/oauth2/introspect"))
+        .basic_auth(&client.0, Some(&client.1))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    resp.json().await.expect("JSON")
+}
+
+async fn revoke(app: &TestApp, client: Option<&(String, String)>, token: &str) -> Response {
+    let mut req = app.post(&format!("/tenants/{TENANT}/oauth2/revoke"));
+    if let Some((id, secret)) = client {
+        req = req.basic_auth(id, Some(secret));
+    }
+    req.form(&[("token", token), ("token_type_hint", "access_token")])
+        .send()
+        .await
+        .expect("sent")
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// Logs `username` in at the tenant's token endpoint; the whole token response.
+async fn password_grant(app: &TestApp, tenant: &str, username: &str) -> Value {
+    let resp = app
+        .post(&format!("/tenants/{tenant}/oauth2/token"))
+        .form(&[("username", username), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.json().await.expect("JSON")
+}
+
+backend_tests! {
+    async fn an_operators_client_gets_its_own_tokens_until_revoked(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let (id, secret) = cli_client(&app, TENANT, "signals", &["icsr.view", "reports.view"]);
+        assert!(id.starts_with("svc-"), "{id}");
+        assert_eq!(secret.len(), 43);
+
+        let resp = client_token(&app, TENANT, &id, &secret).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let body: Value = resp.json().await.expect("JSON");
+        assert_eq!(body["scope"], "icsr.view reports.view");
+        assert!(body.get("refresh_token").is_none() && body.get("user").is_none(), "{body}");
+        let token = body["access_token"].as_str().expect("token").to_owned();
+        let c = claims(&token);
+        assert_eq!((&c["sub"], &c["client_id"]), (&json!(id), &json!(id)));
+        assert_eq!(c["permissions"], json!(["icsr.view", "reports.view"]));
+        assert_eq!(c["iss"], format!("{}/tenants/{TENANT}", app.address));
+        assert_eq!(c["tenant"], TENANT);
+        // A client is no user: the user endpoints refuse its token.
+        assert_error(app.whoami(&token, None).await, StatusCode::UNAUTHORIZED).await;
+
+        // client_secret_post works too; a wrong secret, an unknown client, or a client of
+        // another tenant do not.
+        let resp = app
+            .post(&format!("/tenants/{TENANT}/oauth2/token"))
+            .form(&[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)])
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        for (who, pass) in [(id.as_str(), "wrong"), ("svc-0000000000000000", secret.as_str())] {
+            let resp = client_token(&app, TENANT, who, pass).await;
+            assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"vigia\"");
+            assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        }
+        app.provision_tenant("globex").await;
+        let resp = client_token(&app, "globex", &id, &secret).await;
+        assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+        // Listed, then revoked: no more tokens, and its tokens introspect inactive at once.
+        let gateway = cli_client(&app, TENANT, "gateway", &[]);
+        assert_eq!(introspect(&app, &gateway, &token).await["active"], true);
+        let out = app.cli().args(["client", "list", "--tenant", TENANT]).output().expect("runs");
+        let listed = String::from_utf8(out.stdout).expect("UTF-8");
+        assert!(listed.lines().any(|l| l.starts_with(&id) && l.ends_with("active")), "{listed}");
+        assert!(!listed.contains(&secret));
+        let out = app.cli().args(["client", "revoke", "--tenant", TENANT, &id]).output().expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = app.cli().args(["client", "revoke", "--tenant", TENANT, &id]).output().expect("runs");
+        assert!(!out.status.success(), "revoking twice is an error");
+        let resp = client_token(&app, TENANT, &id, &secret).await;
+        assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        assert_eq!(introspect(&app, &gateway, &token).await, json!({"active": false}));
+
+        let admin = app.token(Some(TENANT), "juan.perez").await;
+        for (kind, count) in [
+            ("client_created", 2),
+            ("client_token_issued", 2),
+            ("client_revoked", 1),
+            ("client_auth_failed", 3),
+        ] {
+            let events = audit(&app, &admin, &format!("type={kind}")).await;
+            assert_eq!(events.len(), count, "{kind}: {events:?}");
+        }
+    }
+}
+
+backend_tests! {
+    async fn administrators_create_clients_within_their_own_authority(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let admin = app.token(Some(TENANT), "juan.perez").await;
+        let create = |token: &str, body: Value| {
+            app.post("/api/v1/clients").bearer_auth(token).json(&body).send()
+        };
+        let resp = create(&admin, json!({"name": "reports", "permissions": ["reports.view", "icsr.view"]})).await.expect("sent");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let created: Value = resp.json().await.expect("JSON");
+        let id = created["client_id"].as_str().expect("id").to_owned();
+        let secret = created["client_secret"].as_str().expect("secret").to_owned();
+        assert_eq!(created["permissions"], json!(["icsr.view", "reports.view"]));
+        assert_eq!(created["created_by"], "juan.perez");
+        assert_eq!(client_token(&app, TENANT, &id, &secret).await.status(), StatusCode::OK);
+
+        // Listed without the secret, nor anything derived from it.
+        let resp = app.get("/api/v1/clients").bearer_auth(&admin).send().await.expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let text = resp.text().await.expect("body");
+        assert!(text.contains(&id) && !text.contains(&secret) && !text.contains("secret"), "{text}");
+
+        // A pharmacist may not; a users.manage holder may grant only what it holds.
+        app.create_user(Some(TENANT), UserSpec::new("ana")).await;
+        let ana = app.token(Some(TENANT), "ana").await;
+        let resp = create(&ana, json!({"name": "x", "permissions": []})).await.expect("sent");
+        assert_error(resp, StatusCode::FORBIDDEN).await;
+        assert_error(app.get("/api/v1/clients").bearer_auth(&ana).send().await.expect("sent"), StatusCode::FORBIDDEN).await;
+        let mut helpdesk = UserSpec::new("helpdesk");
+        helpdesk.permissions = json!({"users": {"manage": true}});
+        app.create_user(Some(TENANT), helpdesk).await;
+        let helpdesk = app.token(Some(TENANT), "helpdesk").await;
+        let resp = create(&helpdesk, json!({"name": "x", "permissions": ["icsr.view", "icsr.delete"]})).await.expect("sent");
+        let detail = assert_error(resp, StatusCode::FORBIDDEN).await;
+        assert!(detail.contains("icsr.delete") && !detail.contains("icsr.view"), "{detail}");
+        let resp = create(&helpdesk, json!({"name": "x", "permissions": ["icsr.view"]})).await.expect("sent");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let refused = audit(&app, &admin, "type=account_change_refused").await;
+        assert!(refused.iter().any(|e| e["details"]["action"] == "create_client" && e["details"]["missing"] == json!(["icsr.delete"])), "{refused:?}");
+
+        // Bad input is a 422, never a client.
+        for body in [
+            json!({"name": "", "permissions": []}),
+            json!({"name": "x", "permissions": ["icsr"]}),
+            json!({"name": "x", "permissions": ["ICSR.VIEW"]}),
+            json!({"name": "x"}),
+        ] {
+            let resp = create(&admin, body.clone()).await.expect("sent");
+            assert_error(resp, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+
+        // Revoked through the API, once.
+        let path = format!("/api/v1/clients/{id}");
+        let resp = app.client.delete(app.url(&path)).bearer_auth(&ana).send().await.expect("sent");
+        assert_error(resp, StatusCode::FORBIDDEN).await;
+        let resp = app.client.delete(app.url(&path)).bearer_auth(&admin).send().await.expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = app.client.delete(app.url(&path)).bearer_auth(&admin).send().await.expect("sent");
+        assert_error(resp, StatusCode::NOT_FOUND).await;
+        let resp = client_token(&app, TENANT, &id, &secret).await;
+        assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    }
+}
+
+backend_tests! {
+    async fn introspection_sees_logouts_and_password_changes_at_once(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let gateway = cli_client(&app, TENANT, "gateway", &[]);
+        let login = password_grant(&app, TENANT, "juan.perez").await;
+        let token = login["access_token"].as_str().expect("token");
+        let found = introspect(&app, &gateway, token).await;
+        assert_eq!(found["active"], true);
+        assert_eq!(found["sub"], "1");
+        assert_eq!(found["username"], "juan.perez");
+        assert_eq!(found["token_type"], "access_token");
+        assert_eq!(found["sid"], claims(token)["sid"]);
+        assert!(found["scope"].as_str().is_some_and(|s| s.split(' ').any(|p| p == "users.manage")), "{found}");
+
+        // Only a client may ask.
+        let url = format!("/tenants/{TENANT}/oauth2/introspect");
+        let resp = app.post(&url).form(&[("token", token)]).send().await.expect("sent");
+        assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        let resp = app.post(&url).basic_auth(&gateway.0, Some("nope")).form(&[("token", token)]).send().await.expect("sent");
+        assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+        // A refresh token is active until spent.
+        let refresh = login["refresh_token"].as_str().expect("refresh");
+        let found = introspect(&app, &gateway, refresh).await;
+        assert_eq!((&found["active"], &found["token_type"]), (&json!(true), &json!("refresh_token")));
+        let resp = app
+            .post(&format!("/tenants/{TENANT}/oauth2/token"))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(introspect(&app, &gateway, refresh).await, json!({"active": false}));
+
+        // Logout, then a password change: inactive at once.
+        let resp = app.post("/api/v1/auth/logout").bearer_auth(token).send().await.expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(introspect(&app, &gateway, token).await, json!({"active": false}));
+        let token = app.token(Some(TENANT), "juan.perez").await;
+        assert_eq!(introspect(&app, &gateway, &token).await["active"], true);
+        let resp = app.change_password(&token, PASSWORD, "AnotherPass456").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(introspect(&app, &gateway, &token).await, json!({"active": false}));
+
+        // Another tenant's token, and garbage, are inactive here.
+        app.provision_tenant("globex").await;
+        app.create_user(Some("globex"), UserSpec::new("hank")).await;
+        let foreign = password_grant(&app, "globex", "hank").await;
+        for token in [foreign["access_token"].as_str().expect("token"), foreign["refresh_token"].as_str().expect("refresh"), "x.y.z", "garbage", ""] {
+            let resp = app.post(&url).basic_auth(&gateway.0, Some(&gateway.1)).form(&[("token", token)]).send().await.expect("sent");
+            if token.is_empty() {
+                assert_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_request").await;
+            } else {
+                assert_eq!(resp.json::<Value>().await.expect("JSON"), json!({"active": false}), "{token}");
+            }
+        }
+    }
+}
+
+backend_tests! {
+    async fn revocation_ends_what_it_names(backend) {
+        let app = spawn_app(backend.clone()).await;
+        let gateway = cli_client(&app, TENANT, "gateway", &["icsr.view"]);
+
+        // A refresh token, by its holder (no client needed): its session and access tokens end.
+        let login = password_grant(&app, TENANT, "juan.perez").await;
+        let (access, refresh) = (login["access_token"].as_str().expect("a"), login["refresh_token"].as_str().expect("r"));
+        let resp = revoke(&app, None, refresh).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_error(app.whoami(access, None).await, StatusCode::UNAUTHORIZED).await;
+        let resp = app
+            .post(&format!("/tenants/{TENANT}/oauth2/token"))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            .send()
+            .await
+            .expect("sent");
+        assert_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
+
+        // An access token, by a client.
+        let access = app.token(Some(TENANT), "juan.perez").await;
+        assert_eq!(revoke(&app, Some(&gateway), &access).await.status(), StatusCode::OK);
+        assert_error(app.whoami(&access, None).await, StatusCode::UNAUTHORIZED).await;
+
+        // A client's own token.
+        let resp = client_token(&app, TENANT, &gateway.0, &gateway.1).await;
+        let body: Value = resp.json().await.expect("JSON");
+        let own = body["access_token"].as_str().expect("token");
+        assert_eq!(introspect(&app, &gateway, own).await["active"], true);
+        assert_eq!(revoke(&app, Some(&gateway), own).await.status(), StatusCode::OK);
+        assert_eq!(introspect(&app, &gateway, own).await, json!({"active": false}));
+
+        // Unknown or dead tokens answer the same; bad client credentials do not.
+        for token in ["garbage", refresh, &access] {
+            assert_eq!(revoke(&app, Some(&gateway), token).await.status(), StatusCode::OK);
+        }
+        let bad = (gateway.0.clone(), "wrong".to_owned());
+        let resp = revoke(&app, Some(&bad), "garbage").await;
+        assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+        let admin = app.token(Some(TENANT), "juan.perez").await;
+        let revoked = audit(&app, &admin, "type=token_revoked").await;
+        assert_eq!(revoked.len(), 2, "the refresh token and the client's token: {revoked:?}");
+        let logouts = audit(&app, &admin, "type=logout").await;
+        assert_eq!(logouts.len(), 1, "the user's access token, as a logout: {logouts:?}");
+    }
+}
