@@ -283,3 +283,44 @@ async fn pyjwt_verifies_tokens_with_nothing_but_the_issuer_url() {
         "an unknown tenant has no discovery document"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(vigia_test_python),
+    ignore = "needs VIGIA_TEST_PYTHON: python3 with requests, PyJWT[crypto] and authlib"
+)]
+async fn authlib_logs_in_refreshes_and_serves_a_client_with_nothing_but_the_issuer_url() {
+    crate::helpers::require_python(
+        "requests, jwt, cryptography, authlib",
+        "pip install requests 'PyJWT[crypto]' authlib",
+    )
+    .await;
+    let app = spawn_app(crate::helpers::Backend::Sqlite).await;
+    let out = app
+        .cli()
+        .args(["client", "create", "--tenant", TENANT, "--name", "authlib"])
+        .args(["--permission", "icsr.view"])
+        .output()
+        .expect("vigia runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8(out.stdout).expect("UTF-8");
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .expect("printed")
+            .to_owned()
+    };
+    let (id, secret) = (field("client_id"), field("client_secret"));
+    let issuer = format!("{}/tenants/{TENANT}", app.address);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/authlib_client.py");
+    let seen = json_output(&python(&[script, &issuer, "juan.perez", PASSWORD, &id, &secret]).await);
+    assert_eq!(seen["person"]["username"], "juan.perez");
+    assert_eq!(seen["refreshed"]["iss"], issuer.as_str());
+    assert_eq!(seen["service"]["sub"], id.as_str());
+    assert_eq!(seen["service"]["permissions"], json!(["icsr.view"]));
+    assert_eq!(seen["introspected"]["active"], true);
+    assert_eq!(seen["introspected"]["username"], "juan.perez");
+    assert_eq!(seen["after_revocation"], json!({"active": false}));
+    assert_eq!(seen["reuse"], "invalid_grant");
+}
