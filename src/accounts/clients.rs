@@ -37,7 +37,7 @@ pub async fn create_client(
         client_id: format!("svc-{:016x}", rand::random::<u64>()),
         name: name.as_str().to_owned(),
         secret_hash: opaque::fingerprint(&secret),
-        permissions: permissions.names().join(" "),
+        permissions: permissions.names().to_vec(),
         created_by: created_by.to_owned(),
         created_at: time::OffsetDateTime::now_utc().unix_timestamp(),
         last_used_at: None,
@@ -95,7 +95,14 @@ impl Accounts {
         }
         let event = admin.event(AuditType::ClientCreated, None, json!({"via": "api"}));
         let store = admin.handle.store().await?;
-        create_client(&store, name, permissions, admin.user.username.as_str(), event).await
+        create_client(
+            &store,
+            name,
+            permissions,
+            admin.user.username.as_str(),
+            event,
+        )
+        .await
     }
 
     /// The service clients of the caller's scope, revoked ones included.

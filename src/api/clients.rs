@@ -17,8 +17,7 @@ use super::{
 };
 use crate::{
     accounts::CreatedClient,
-    domain::{ClientName, PermissionNames},
-    store::clients::ServiceClient,
+    domain::{ClientName, PermissionNames, ServiceClient},
 };
 
 #[derive(Default)]
@@ -58,7 +57,7 @@ impl From<ServiceClient> for ClientResponse {
     fn from(client: ServiceClient) -> Self {
         let time = |secs: i64| rfc3339(secs.saturating_mul(1000));
         Self {
-            permissions: client.permissions(),
+            permissions: client.permissions,
             client_id: client.client_id,
             name: client.name,
             created_by: client.created_by,

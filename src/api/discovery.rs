@@ -9,16 +9,9 @@
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::{
-    ApiResponse, Object, OpenApi,
-    param::Path,
-    payload::Json,
-};
+use poem_openapi::{ApiResponse, Object, OpenApi, param::Path, payload::Json};
 
-use super::{
-    ApiTags, AppState,
-    error::ApiError,
-};
+use super::{ApiTags, AppState, error::ApiError};
 use crate::{
     domain::{Scope, TenantId},
     error::Error,
@@ -221,8 +214,23 @@ fn configuration(state: &AppState, scope: &Scope) -> ConfigurationResponse {
             "none",
         ]),
         claims_supported: strings(&[
-            "sub", "iss", "aud", "exp", "iat", "jti", "uid", "username", "email", "role", "roles",
-            "tenant", "trace", "ver", "permissions", "sid", "client_id",
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "jti",
+            "uid",
+            "username",
+            "email",
+            "role",
+            "roles",
+            "tenant",
+            "trace",
+            "ver",
+            "permissions",
+            "sid",
+            "client_id",
         ]),
         issuer,
     }))

@@ -6,13 +6,13 @@
 mod admin;
 mod audit;
 mod auth;
-mod discovery;
 mod clients;
-mod oauth;
+mod discovery;
 mod dto;
 pub mod error;
 mod health;
 mod icsrs;
+mod oauth;
 mod page;
 pub mod rendered;
 pub mod security;

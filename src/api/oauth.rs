@@ -37,7 +37,6 @@ use crate::{
     },
     domain::{LoginIdentifier, Password, Scope},
     error::Error,
-    store::clients::ServiceClient,
 };
 
 #[derive(Default)]
@@ -259,7 +258,11 @@ impl OAuthApi {
     }
 
     /// Legacy issuer: token revocation
-    #[oai(path = "/oauth2/revoke", method = "post", operation_id = "legacy_revoke")]
+    #[oai(
+        path = "/oauth2/revoke",
+        method = "post",
+        operation_id = "legacy_revoke"
+    )]
     async fn legacy_revoke(
         &self,
         state: Data<&Arc<AppState>>,
@@ -360,24 +363,25 @@ fn user_grant(token: TokenResponse) -> GrantResponse {
     }
 }
 
-/// The service client a request authenticates as; `invalid_client` when its credentials do
-/// not hold, `None` when it brings none.
+/// Whether the request authenticates as a service client: `invalid_client` when its
+/// credentials do not hold, `false` when it brings none.
 async fn client(
     state: &AppState,
     req: &Request,
     handle: &crate::tenancy::ScopeHandle,
     form: &mut TokenReferenceForm,
     meta: &RequestMeta,
-) -> Result<Option<ServiceClient>, OAuthError> {
-    let Some((id, secret)) = client_credentials(req, form.client_id.take(), form.client_secret.take())
+) -> Result<bool, OAuthError> {
+    let Some((id, secret)) =
+        client_credentials(req, form.client_id.take(), form.client_secret.take())
     else {
-        return Ok(None);
+        return Ok(false);
     };
-    let client = state
+    state
         .auth
         .authenticate_client(handle, &id, &secret, meta)
         .await?;
-    Ok(Some(client))
+    Ok(true)
 }
 
 async fn introspect(
@@ -388,7 +392,7 @@ async fn introspect(
 ) -> Result<IntrospectionAnswer, OAuthError> {
     let handle = issuer_handle(state, scope).await?;
     let meta = request_meta(req);
-    if client(state, req, &handle, &mut form, &meta).await?.is_none() {
+    if !client(state, req, &handle, &mut form, &meta).await? {
         return Err(Error::InvalidClient.into());
     }
     let token = required(form.token, "token")?;

@@ -12,7 +12,7 @@ use super::{
     Auth, RequestMeta, opaque,
     principal::anonymous_event,
     throttle::now,
-    token::{ClientClaims, Claims},
+    token::{Claims, ClientClaims},
 };
 use crate::{
     domain::Scope,
@@ -106,7 +106,7 @@ impl Auth {
                 &tenant.key,
                 &tenant.scope,
                 &client.client_id,
-                client.permissions(),
+                client.permissions.clone(),
                 self.tokens.lifetime(idle),
             )
             .map_err(Error::Internal)?;
@@ -140,7 +140,10 @@ impl Auth {
             return self.introspect_refresh(tenant, token).await;
         }
         let header = tenant.scope.tenant().cloned();
-        match self.authenticate(registry, header, token, meta.clone()).await {
+        match self
+            .authenticate(registry, header, token, meta.clone())
+            .await
+        {
             // A legacy request names no tenant: the token's own claim chose the key.
             Ok(principal) if principal.handle.scope == tenant.scope => {
                 return Ok(Introspected::User(principal.claims));

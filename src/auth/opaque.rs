@@ -19,7 +19,10 @@ pub fn fingerprint(secret: &str) -> String {
 
 /// Whether `secret` is the one `stored` fingerprints, in constant time.
 pub fn matches(secret: &str, stored: &str) -> bool {
-    fingerprint(secret).as_bytes().ct_eq(stored.as_bytes()).into()
+    fingerprint(secret)
+        .as_bytes()
+        .ct_eq(stored.as_bytes())
+        .into()
 }
 
 #[cfg(test)]

@@ -95,7 +95,10 @@ impl Auth {
         let tenant = registry.resolve(scope).await?;
         let store = tenant.store().await?;
         let hash = opaque::fingerprint(presented);
-        let record = store.refresh_record(&hash).await?.ok_or_else(invalid_grant)?;
+        let record = store
+            .refresh_record(&hash)
+            .await?
+            .ok_or_else(invalid_grant)?;
         if record.used_at.is_some() {
             return Err(self.reused(&tenant, &store, &record, meta).await?);
         }
@@ -114,7 +117,9 @@ impl Auth {
             Some(u) if u.roles.is_empty() => Some("no_roles"),
             Some(_) => None,
         };
-        let name = user.as_ref().map_or(String::new(), |u| u.username.to_string());
+        let name = user
+            .as_ref()
+            .map_or(String::new(), |u| u.username.to_string());
         let (Some(user), None) = (user, refusal) else {
             let reason = refusal.unwrap_or("user_deleted");
             let event = anonymous_event(

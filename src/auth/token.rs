@@ -245,16 +245,17 @@ impl TokenService {
             .as_deref()
             .and_then(|kid| key.verifying(kid))
             .ok_or(TokenError::Invalid)?;
-        let data = jsonwebtoken::decode::<T>(token, decoding, &self.validation).map_err(|e| {
-            match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::InvalidToken
-                | ErrorKind::Base64(_)
-                | ErrorKind::Json(_)
-                | ErrorKind::Utf8(_) => TokenError::Malformed,
-                _ => TokenError::Invalid,
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<T>(token, decoding, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::InvalidToken
+                    | ErrorKind::Base64(_)
+                    | ErrorKind::Json(_)
+                    | ErrorKind::Utf8(_) => TokenError::Malformed,
+                    _ => TokenError::Invalid,
+                }
+            })?;
         Ok(data.claims)
     }
 

@@ -107,7 +107,9 @@ fn another_audience_issuer_or_algorithm_is_refused() {
     let hs_secret = secret.clone().signing_with(JwtAlgorithm::HS256);
     let hs_key = SigningKey::derive(&hs_secret, &acme(), None);
     let hs = service(JwtAlgorithm::HS256, Duration::from_secs(60));
-    let (hs_token, _) = hs.issue(&hs_key, &acme(), &user(), vec![], issue(&hs)).expect("signed");
+    let (hs_token, _) = hs
+        .issue(&hs_key, &acme(), &user(), vec![], issue(&hs))
+        .expect("signed");
     assert!(hs.verify(&hs_key, &acme(), &token).is_err());
     assert!(tokens.verify(&key, &acme(), &hs_token).is_err());
 }
@@ -174,7 +176,10 @@ fn client_tokens_verify_only_as_client_tokens_and_user_tokens_only_as_user_token
     let claims = tokens
         .verify_client(&key, &acme(), &client)
         .expect("verifies");
-    assert_eq!((claims.sub.as_str(), claims.client_id.as_str()), ("svc-1", "svc-1"));
+    assert_eq!(
+        (claims.sub.as_str(), claims.client_id.as_str()),
+        ("svc-1", "svc-1")
+    );
     assert_eq!(claims.exp - claims.iat, 60);
     assert_eq!(claims.permissions, ["icsr.view"]);
     // Neither kind passes for the other: a client is no user, and no user a client.

@@ -131,4 +131,3 @@ impl Hasher for KeyIsHash {
         self.0 = key;
     }
 }
-

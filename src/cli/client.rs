@@ -59,7 +59,7 @@ pub(super) async fn run(settings: &Settings, command: ClientCommand) -> anyhow::
             let CreatedClient { client, secret } = created?;
             println!("client_id: {}", client.client_id);
             println!("client_secret: {secret}");
-            println!("permissions: {}", client.permissions);
+            println!("permissions: {}", client.permissions.join(" "));
             eprintln!("the secret is shown this once: store it now");
         }
         ClientCommand::List { tenant } => {
@@ -74,7 +74,9 @@ pub(super) async fn run(settings: &Settings, command: ClientCommand) -> anyhow::
                 };
                 println!(
                     "{}\t{}\t{}\t{state}",
-                    client.client_id, client.name, client.permissions
+                    client.client_id,
+                    client.name,
+                    client.permissions.join(" ")
                 );
             }
         }

@@ -1,6 +1,24 @@
-//! A service client's parts as they arrive: its display name and the permissions it is to hold.
+//! Service clients: a client as the services see it ([`ServiceClient`]), and its parts as
+//! they arrive (its display name, the permissions it is to hold).
 
 use super::Invalid;
+
+/// A machine account of one scope (the OAuth2 client-credentials grant).
+#[derive(Debug, Clone)]
+pub struct ServiceClient {
+    pub client_id: String,
+    pub name: String,
+    /// SHA-256 of the secret, hex.
+    pub secret_hash: String,
+    /// What its tokens may do: `module.action` names, sorted.
+    pub permissions: Vec<String>,
+    /// The username of the user who created it, or `operator` (the CLI).
+    pub created_by: String,
+    /// Unix seconds, as the next two.
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
 
 /// What a service client is called (shown in lists and the audit trail): 1 to 100
 /// characters, no control characters.
@@ -71,14 +89,25 @@ mod tests {
             parsed.expect("valid").names(),
             ["icsr.view", "reports.view"]
         );
-        for bad in ["icsr", "icsr.", ".view", "ICSR.view", "icsr.view.all", "icsr view", "1x.view"] {
+        for bad in [
+            "icsr",
+            "icsr.",
+            ".view",
+            "ICSR.view",
+            "icsr.view.all",
+            "icsr view",
+            "1x.view",
+        ] {
             assert!(PermissionNames::parse(&[bad]).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn client_names_are_trimmed_and_bounded() {
-        assert_eq!(ClientName::parse("  signals ").expect("valid").as_str(), "signals");
+        assert_eq!(
+            ClientName::parse("  signals ").expect("valid").as_str(),
+            "signals"
+        );
         for bad in ["", "   ", "a\nb", &"x".repeat(101)] {
             assert!(ClientName::parse(bad).is_err(), "{bad:?}");
         }

@@ -1,6 +1,8 @@
 //! Service clients (the OAuth2 client-credentials grant): kept with the SHA-256 of their
 //! secret and the permissions they may hold. A revoked client stays, for the audit trail.
 
+pub use crate::domain::ServiceClient;
+
 use super::{
     Store, StoreError,
     audit::{NewAuditEvent, insert_audit, now_ms},
@@ -22,32 +24,40 @@ const BY_ID: &str = select_clients!("WHERE client_id = $1");
 const LIST: &str = select_clients!("ORDER BY created_at, client_id");
 const INSERT: &str = "INSERT INTO service_clients \
      (client_id, name, secret_hash, permissions, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
-const REVOKE: &str = "UPDATE service_clients SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL";
+const REVOKE: &str =
+    "UPDATE service_clients SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL";
 const USED: &str = "UPDATE service_clients SET last_used_at = $1 WHERE client_id = $2";
 
-/// A stored client.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ServiceClient {
-    pub client_id: String,
-    pub name: String,
-    /// SHA-256 of the secret, hex.
-    pub secret_hash: String,
+/// A stored client's row.
+#[derive(Debug, sqlx::FromRow)]
+struct ClientRow {
+    client_id: String,
+    name: String,
+    secret_hash: String,
     /// Space-separated `module.action` names.
-    pub permissions: String,
-    /// The username of the user who created it, or `operator` (the CLI).
-    pub created_by: String,
-    pub created_at: i64,
-    pub last_used_at: Option<i64>,
-    pub revoked_at: Option<i64>,
+    permissions: String,
+    created_by: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
 }
 
-impl ServiceClient {
-    /// What the client may do, as `module.action` names.
-    pub fn permissions(&self) -> Vec<String> {
-        self.permissions
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
+impl From<ClientRow> for ServiceClient {
+    fn from(row: ClientRow) -> Self {
+        Self {
+            client_id: row.client_id,
+            name: row.name,
+            secret_hash: row.secret_hash,
+            permissions: row
+                .permissions
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            created_by: row.created_by,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            revoked_at: row.revoked_at,
+        }
     }
 }
 
@@ -65,7 +75,7 @@ impl Store {
                 .bind(&client.client_id)
                 .bind(&client.name)
                 .bind(&client.secret_hash)
-                .bind(&client.permissions)
+                .bind(client.permissions.join(" "))
                 .bind(&client.created_by)
                 .bind(client.created_at)
                 .execute(&mut *tx)
@@ -78,17 +88,19 @@ impl Store {
     }
 
     pub async fn client(&self, client_id: &str) -> Result<Option<ServiceClient>, StoreError> {
-        Ok(with_conn!(self, conn => sqlx::query_as::<_, ServiceClient>(BY_ID)
+        let row = with_conn!(self, conn => sqlx::query_as::<_, ClientRow>(BY_ID)
             .bind(client_id)
             .fetch_optional(conn)
-            .await?))
+            .await?);
+        Ok(row.map(Into::into))
     }
 
     /// Every client, revoked ones included, oldest first.
     pub async fn list_clients(&self) -> Result<Vec<ServiceClient>, StoreError> {
-        Ok(with_conn!(self, conn => sqlx::query_as::<_, ServiceClient>(LIST)
+        let rows = with_conn!(self, conn => sqlx::query_as::<_, ClientRow>(LIST)
             .fetch_all(conn)
-            .await?))
+            .await?);
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Revokes a client, recording `event`; `NotFound` when no such client is active.

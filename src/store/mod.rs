@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod budget;
+pub mod clients;
 mod error;
 pub mod files;
 pub mod icsrs;
@@ -18,7 +19,6 @@ mod provision;
 pub mod registry;
 pub mod revocations;
 pub mod sessions;
-pub mod clients;
 mod url;
 pub mod users;
 

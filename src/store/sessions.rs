@@ -119,10 +119,12 @@ impl Store {
 
     /// The refresh token whose SHA-256 is `hash`, with its family.
     pub async fn refresh_record(&self, hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
-        Ok(with_conn!(self, conn => sqlx::query_as::<_, RefreshRecord>(LOOKUP)
+        Ok(
+            with_conn!(self, conn => sqlx::query_as::<_, RefreshRecord>(LOOKUP)
             .bind(hash)
             .fetch_optional(conn)
-            .await?))
+            .await?),
+        )
     }
 
     /// Spends the token `spent` of family `session_id` and stores `next` in its place,

@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    AppOptions, PASSWORD, SECRET, TENANT, TestApp, assert_error, assert_oauth_error,
-    backend_tests, eventually, json_output, python, spawn_app, spawn_app_with,
+    AppOptions, PASSWORD, SECRET, TENANT, TestApp, assert_error, assert_oauth_error, backend_tests,
+    eventually, json_output, python, spawn_app, spawn_app_with,
 };
 
 async fn json_of(app: &TestApp, url: &str) -> (StatusCode, Option<String>, Value) {
@@ -302,7 +302,11 @@ async fn authlib_logs_in_refreshes_and_serves_a_client_with_nothing_but_the_issu
         .args(["--permission", "icsr.view"])
         .output()
         .expect("vigia runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8(out.stdout).expect("UTF-8");
     let field = |name: &str| {
         printed

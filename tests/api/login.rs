@@ -39,7 +39,8 @@ backend_tests! {
         assert_eq!(user["roles"], serde_json::json!(["admin", "qf"]));
         assert!(user["id"].is_i64());
         let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
-        assert_eq!(keys, ["access_token", "expires_in", "token_type", "user"]);
+        // The seed's fields, and RFC 6749's `expires_in` and `refresh_token` beside them.
+        assert_eq!(keys, ["access_token", "expires_in", "refresh_token", "token_type", "user"]);
         assert_eq!(body["expires_in"], 480 * 60, "seconds until the token expires");
     }
 }

@@ -18,7 +18,11 @@ fn cli_client(app: &TestApp, tenant: &str, name: &str, permissions: &[&str]) -> 
         cmd.args(["--permission", p]);
     }
     let out = cmd.output().expect("vigia runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).expect("UTF-8");
     let field = |name: &str| {
         stdout

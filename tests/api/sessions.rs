@@ -17,7 +17,9 @@ async fn login(app: &TestApp, username: &str) -> (String, String) {
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.expect("JSON");
     let access = body["access_token"].as_str().expect("access token");
-    let refresh = body["refresh_token"].as_str().expect("the seed's login gains a refresh token");
+    let refresh = body["refresh_token"]
+        .as_str()
+        .expect("the seed's login gains a refresh token");
     (access.to_owned(), refresh.to_owned())
 }
 
@@ -35,7 +37,10 @@ async fn refreshed(app: &TestApp, token: &str) -> (String, String) {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let body: Value = resp.json().await.expect("JSON");
-    assert_eq!(body["user"]["username"].as_str().map(str::is_empty), Some(false));
+    assert_eq!(
+        body["user"]["username"].as_str().map(str::is_empty),
+        Some(false)
+    );
     (
         body["access_token"].as_str().expect("access").to_owned(),
         body["refresh_token"].as_str().expect("refresh").to_owned(),
@@ -43,7 +48,12 @@ async fn refreshed(app: &TestApp, token: &str) -> (String, String) {
 }
 
 async fn refused(app: &TestApp, token: &str) {
-    assert_oauth_error(refresh(app, token).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_oauth_error(
+        refresh(app, token).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
 }
 
 fn claims(token: &str) -> Value {
