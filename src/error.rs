@@ -21,6 +21,9 @@ pub enum TokenError {
     /// Logged out, or issued before a password change, reset or deactivation.
     #[error("Token has been revoked")]
     Revoked,
+    /// A service client's token, presented where a user's is needed.
+    #[error("A service client's token names no user: this endpoint needs a user's token")]
+    NotAUser,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -65,13 +65,23 @@ impl Auth {
         let reason = match &found {
             None => "unknown_client",
             Some(c) if c.revoked_at.is_some() => "revoked",
-            // Compared even for an unknown client would not hide more: IDs are not secret.
             Some(c) if !opaque::matches(secret, &c.secret_hash) => "bad_secret",
             Some(_) => "",
         };
         match found {
             Some(client) if reason.is_empty() => Ok(client),
             _ => {
+                // Failures are written to the audit trail: at most the login rate per address.
+                if let Some(addr) = meta.client {
+                    self.throttle.hit(addr, now()).await.map_err(|wait| {
+                        Error::TooManyRequests {
+                            detail: "Too many failed client authentications from this address, \
+                                     retry later"
+                                .into(),
+                            retry_after_seconds: wait,
+                        }
+                    })?;
+                }
                 let event = anonymous_event(
                     AuditType::ClientAuthFailed,
                     meta,

@@ -266,7 +266,13 @@ impl TokenService {
         scope: &Scope,
         token: &str,
     ) -> Result<Claims, TokenError> {
-        let claims: Claims = self.decode(key, token)?;
+        let claims: Claims = match self.decode(key, token) {
+            // Signed by this scope, and well formed, but a client's: say so.
+            Err(TokenError::Malformed) if self.verify_client(key, scope, token).is_ok() => {
+                return Err(TokenError::NotAUser);
+            }
+            other => other?,
+        };
         let tenant_matches = claims.tenant.as_deref() == scope.tenant().map(|t| t.as_str());
         let issued_in_past = claims.iat <= now() + self.leeway;
         if !tenant_matches

@@ -185,7 +185,7 @@ fn client_tokens_verify_only_as_client_tokens_and_user_tokens_only_as_user_token
     // Neither kind passes for the other: a client is no user, and no user a client.
     assert_eq!(
         tokens.verify(&key, &acme(), &client),
-        Err(TokenError::Malformed)
+        Err(TokenError::NotAUser)
     );
     let (user_token, _) = tokens
         .issue(&key, &acme(), &user(), vec![], issue(&tokens))

@@ -108,7 +108,8 @@ backend_tests! {
         assert_eq!(c["iss"], format!("{}/tenants/{TENANT}", app.address));
         assert_eq!(c["tenant"], TENANT);
         // A client is no user: the user endpoints refuse its token.
-        assert_error(app.whoami(&token, None).await, StatusCode::UNAUTHORIZED).await;
+        let detail = assert_error(app.whoami(&token, None).await, StatusCode::UNAUTHORIZED).await;
+        assert!(detail.contains("service client"), "{detail}");
 
         // client_secret_post works too; a wrong secret, an unknown client, or a client of
         // another tenant do not.
@@ -325,5 +326,29 @@ backend_tests! {
         assert_eq!(revoked.len(), 2, "the refresh token and the client's token: {revoked:?}");
         let logouts = audit(&app, &admin, "type=logout").await;
         assert_eq!(logouts.len(), 1, "the user's access token, as a logout: {logouts:?}");
+    }
+}
+
+backend_tests! {
+    async fn failed_client_authentications_are_rate_limited_per_address(backend) {
+        let app = crate::helpers::spawn_app_with(crate::helpers::AppOptions {
+            backend: backend.clone(),
+            overrides: vec![("security.login_attempts_per_ip_per_minute".into(), "4".into())],
+            ..Default::default()
+        })
+        .await;
+        // One of the address's four attempts a minute: logins and client failures share them.
+        let admin = app.token(Some(TENANT), "juan.perez").await;
+        let (id, _) = cli_client(&app, TENANT, "gateway", &[]);
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            statuses.push(client_token(&app, TENANT, &id, "wrong").await.status());
+        }
+        assert_eq!(statuses[..3], [StatusCode::UNAUTHORIZED; 3], "{statuses:?}");
+        let resp = client_token(&app, TENANT, &id, "wrong").await;
+        assert!(resp.headers().contains_key("retry-after"));
+        assert_oauth_error(resp, StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable").await;
+        // Each refusal past the limit writes nothing: the audit trail holds the first three.
+        assert_eq!(audit(&app, &admin, "type=client_auth_failed").await.len(), 3);
     }
 }
