@@ -296,26 +296,7 @@ async fn authlib_logs_in_refreshes_and_serves_a_client_with_nothing_but_the_issu
     )
     .await;
     let app = spawn_app(crate::helpers::Backend::Sqlite).await;
-    let out = app
-        .cli()
-        .args(["client", "create", "--tenant", TENANT, "--name", "authlib"])
-        .args(["--permission", "icsr.view"])
-        .output()
-        .expect("vigia runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed = String::from_utf8(out.stdout).expect("UTF-8");
-    let field = |name: &str| {
-        printed
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .expect("printed")
-            .to_owned()
-    };
-    let (id, secret) = (field("client_id"), field("client_secret"));
+    let (id, secret) = app.service_client(TENANT, "authlib", &["icsr.view"]);
     let issuer = format!("{}/tenants/{TENANT}", app.address);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc/authlib_client.py");
     let seen = json_output(&python(&[script, &issuer, "juan.perez", PASSWORD, &id, &secret]).await);

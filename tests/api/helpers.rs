@@ -555,6 +555,36 @@ impl TestApp {
         cmd
     }
 
+    /// A service client of `tenant` made with `vigia client create`, holding `permissions`; its
+    /// ID and secret.
+    pub fn service_client(
+        &self,
+        tenant: &str,
+        name: &str,
+        permissions: &[&str],
+    ) -> (String, String) {
+        let mut cmd = self.cli();
+        cmd.args(["client", "create", "--tenant", tenant, "--name", name]);
+        for p in permissions {
+            cmd.args(["--permission", p]);
+        }
+        let out = cmd.output().expect("vigia runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).expect("UTF-8");
+        let field = |name: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+                .to_owned()
+        };
+        (field("client_id"), field("client_secret"))
+    }
+
     /// The registration identity in tenant `id`'s registry file (its key derives from it).
     pub fn incarnation(&self, id: &str) -> Option<vigia::tenancy::Incarnation> {
         let path = self.settings.tenants.dir.join(format!("{id}.toml"));

@@ -114,6 +114,24 @@ backend_tests! {
         let (status, body) = cases.cases(Some(&foreign)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 
+        // A service client's token: the client is the subject, its permissions decide.
+        for (permissions, expected) in [(&["users.manage"][..], StatusCode::OK), (&["icsr.view"][..], StatusCode::FORBIDDEN)] {
+            let (id, secret) = app.service_client(TENANT, "module", permissions);
+            let resp = app
+                .post(&format!("/tenants/{TENANT}/oauth2/token"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("sent");
+            let grant: Value = resp.json().await.expect("JSON");
+            let (status, body) = cases.cases(grant["access_token"].as_str()).await;
+            assert_eq!(status, expected, "{body}");
+            if status == StatusCode::OK {
+                assert_eq!(body["subject"], id.as_str());
+            }
+        }
+
         // Rotation: a new secret signs, the old one still verifies. The resource server meets
         // a new kid, fetches the JWKS again (at most every 5 s) and accepts both tokens.
         let newer = "a-newer-secret-0123456789abcdef-0123456789abcdef";

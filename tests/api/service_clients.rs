@@ -10,30 +10,6 @@ use crate::helpers::{
     spawn_app,
 };
 
-/// A client made with `vigia client create`; its ID and secret.
-fn cli_client(app: &TestApp, tenant: &str, name: &str, permissions: &[&str]) -> (String, String) {
-    let mut cmd = app.cli();
-    cmd.args(["client", "create", "--tenant", tenant, "--name", name]);
-    for p in permissions {
-        cmd.args(["--permission", p]);
-    }
-    let out = cmd.output().expect("vigia runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).expect("UTF-8");
-    let field = |name: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .unwrap_or_else(|| panic!("no {name} in {stdout}"))
-            .to_owned()
-    };
-    (field("client_id"), field("client_secret"))
-}
-
 async fn client_token(app: &TestApp, tenant: &str, id: &str, secret: &str) -> Response {
     app.post(&format!("/tenants/{tenant}/oauth2/token"))
         .basic_auth(id, Some(secret))
@@ -91,7 +67,7 @@ async fn password_grant(app: &TestApp, tenant: &str, username: &str) -> Value {
 backend_tests! {
     async fn an_operators_client_gets_its_own_tokens_until_revoked(backend) {
         let app = spawn_app(backend.clone()).await;
-        let (id, secret) = cli_client(&app, TENANT, "signals", &["icsr.view", "reports.view"]);
+        let (id, secret) = app.service_client(TENANT, "signals", &["icsr.view", "reports.view"]);
         assert!(id.starts_with("svc-"), "{id}");
         assert_eq!(secret.len(), 43);
 
@@ -130,7 +106,7 @@ backend_tests! {
         assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
         // Listed, then revoked: no more tokens, and its tokens introspect inactive at once.
-        let gateway = cli_client(&app, TENANT, "gateway", &[]);
+        let gateway = app.service_client(TENANT, "gateway", &[]);
         assert_eq!(introspect(&app, &gateway, &token).await["active"], true);
         let out = app.cli().args(["client", "list", "--tenant", TENANT]).output().expect("runs");
         let listed = String::from_utf8(out.stdout).expect("UTF-8");
@@ -225,7 +201,7 @@ backend_tests! {
 backend_tests! {
     async fn introspection_sees_logouts_and_password_changes_at_once(backend) {
         let app = spawn_app(backend.clone()).await;
-        let gateway = cli_client(&app, TENANT, "gateway", &[]);
+        let gateway = app.service_client(TENANT, "gateway", &[]);
         let login = password_grant(&app, TENANT, "juan.perez").await;
         let token = login["access_token"].as_str().expect("token");
         let found = introspect(&app, &gateway, token).await;
@@ -284,7 +260,7 @@ backend_tests! {
 backend_tests! {
     async fn revocation_ends_what_it_names(backend) {
         let app = spawn_app(backend.clone()).await;
-        let gateway = cli_client(&app, TENANT, "gateway", &["icsr.view"]);
+        let gateway = app.service_client(TENANT, "gateway", &["icsr.view"]);
 
         // A refresh token, by its holder (no client needed): its session and access tokens end.
         let login = password_grant(&app, TENANT, "juan.perez").await;
@@ -339,7 +315,7 @@ backend_tests! {
         .await;
         // One of the address's four attempts a minute: logins and client failures share them.
         let admin = app.token(Some(TENANT), "juan.perez").await;
-        let (id, _) = cli_client(&app, TENANT, "gateway", &[]);
+        let (id, _) = app.service_client(TENANT, "gateway", &[]);
         let mut statuses = Vec::new();
         for _ in 0..5 {
             statuses.push(client_token(&app, TENANT, &id, "wrong").await.status());
