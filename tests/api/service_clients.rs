@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     PASSWORD, TENANT, TestApp, UserSpec, assert_error, assert_oauth_error, audit, backend_tests,
-    spawn_app,
+    jwt_claims, spawn_app,
 };
 
 async fn client_token(app: &TestApp, tenant: &str, id: &str, secret: &str) -> Response {
@@ -43,15 +43,6 @@ async fn revoke(app: &TestApp, client: Option<&(String, String)>, token: &str) -
         .expect("sent")
 }
 
-fn claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
 /// Logs `username` in at the tenant's token endpoint; the whole token response.
 async fn password_grant(app: &TestApp, tenant: &str, username: &str) -> Value {
     let resp = app
@@ -78,7 +69,7 @@ backend_tests! {
         assert_eq!(body["scope"], "icsr.view reports.view");
         assert!(body.get("refresh_token").is_none() && body.get("user").is_none(), "{body}");
         let token = body["access_token"].as_str().expect("token").to_owned();
-        let c = claims(&token);
+        let c = jwt_claims(&token);
         assert_eq!((&c["sub"], &c["client_id"]), (&json!(id), &json!(id)));
         assert_eq!(c["permissions"], json!(["icsr.view", "reports.view"]));
         assert_eq!(c["iss"], format!("{}/tenants/{TENANT}", app.address));
@@ -209,7 +200,7 @@ backend_tests! {
         assert_eq!(found["sub"], "1");
         assert_eq!(found["username"], "juan.perez");
         assert_eq!(found["token_type"], "access_token");
-        assert_eq!(found["sid"], claims(token)["sid"]);
+        assert_eq!(found["sid"], jwt_claims(token)["sid"]);
         assert!(found["scope"].as_str().is_some_and(|s| s.split(' ').any(|p| p == "users.manage")), "{found}");
 
         // Only a client may ask.

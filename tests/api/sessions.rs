@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::helpers::{
     AppOptions, PASSWORD, TENANT, TestApp, UserSpec, assert_error, assert_oauth_error, audit,
-    backend_tests, put, spawn_app, spawn_app_with,
+    backend_tests, jwt_claims, put, spawn_app, spawn_app_with,
 };
 
 /// Logs `username` in through the seed's endpoint; its access and refresh tokens.
@@ -56,27 +56,18 @@ async fn refused(app: &TestApp, token: &str) {
     .await;
 }
 
-fn claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
 backend_tests! {
     async fn a_refresh_token_works_once_and_its_reuse_ends_the_family(backend) {
         let app = spawn_app(backend.clone()).await;
         let (first_access, first) = login(&app, "juan.perez").await;
         let (other_access, other) = login(&app, "juan.perez").await;
-        let sid = claims(&first_access)["sid"].clone();
+        let sid = jwt_claims(&first_access)["sid"].clone();
         assert!(sid.is_string());
-        assert_ne!(claims(&other_access)["sid"], sid, "each login opens its own session");
+        assert_ne!(jwt_claims(&other_access)["sid"], sid, "each login opens its own session");
 
         let (second_access, second) = refreshed(&app, &first).await;
         assert_ne!(second, first);
-        assert_eq!(claims(&second_access)["sid"], sid, "a refresh stays in its session");
+        assert_eq!(jwt_claims(&second_access)["sid"], sid, "a refresh stays in its session");
         assert_eq!(app.whoami(&second_access, None).await.status(), StatusCode::OK);
         let (third_access, third) = refreshed(&app, &second).await;
 
@@ -187,7 +178,7 @@ backend_tests! {
         let body: Value = resp.json().await.expect("JSON");
         assert_eq!(body["expires_in"], 15 * 60);
         let access = body["access_token"].as_str().expect("access");
-        assert_eq!(claims(access)["exp"].as_u64().zip(claims(access)["iat"].as_u64()).map(|(e, i)| e - i), Some(900));
+        assert_eq!(jwt_claims(access)["exp"].as_u64().zip(jwt_claims(access)["iat"].as_u64()).map(|(e, i)| e - i), Some(900));
         let token = body["refresh_token"].as_str().expect("refresh").to_owned();
         let (_, next) = refreshed(&app, &token).await;
 
