@@ -48,14 +48,15 @@ impl Auth {
     ) -> Result<(String, Claims, String), Error> {
         let now = now();
         let sid = uuid::Uuid::new_v4().to_string();
-        let (access, claims) = self.issue_access(tenant, user, &sid)?;
+        let expires_at = now + tenant.policy.session_max;
+        let (access, claims) = self.issue_access(tenant, user, &sid, expires_at - now)?;
         let refresh = opaque::generate();
         let session = NewSession {
             id: &sid,
             user_id: user.id,
             user_version: user.token_version,
             now,
-            expires_at: now + tenant.policy.session_max,
+            expires_at,
         };
         let token = NewRefreshToken {
             hash: &opaque::fingerprint(&refresh),
@@ -66,13 +67,17 @@ impl Auth {
         Ok((access, claims, refresh))
     }
 
+    /// `user`'s access token in session `sid`, which ends in `remaining` seconds at the latest:
+    /// the token outlives neither the session nor its idle timeout.
     fn issue_access(
         &self,
         tenant: &ScopeHandle,
         user: &User,
         sid: &str,
+        remaining: i64,
     ) -> Result<(String, Claims), Error> {
-        let idle = Duration::from_secs(u64::try_from(tenant.policy.session_idle).unwrap_or(0));
+        let seconds = |s: i64| Duration::from_secs(u64::try_from(s).unwrap_or(0));
+        let idle = seconds(tenant.policy.session_idle.min(remaining));
         let issue = Issue {
             lifetime: self.tokens.lifetime(idle),
             sid: Some(sid.to_owned()),
@@ -135,7 +140,8 @@ impl Auth {
             self.forget_access(&tenant, revoked).await;
             return Err(invalid_grant());
         };
-        let (access, claims) = self.issue_access(&tenant, &user, &record.session_id)?;
+        let remaining = record.expires_at - now;
+        let (access, claims) = self.issue_access(&tenant, &user, &record.session_id, remaining)?;
         let next = opaque::generate();
         let mut event = anonymous_event(
             AuditType::TokenRefreshed,

@@ -188,8 +188,17 @@ backend_tests! {
             .expect("updated");
         refused(&app, &next).await;
 
-        // However active, a session ends at its absolute lifetime.
+        // An access token never outlives its session: ten minutes before the end, a refresh
+        // gives ten minutes at most.
         let (_, token) = login(&app, "juan.perez").await;
+        app.execute("UPDATE refresh_sessions SET expires_at = last_used_at + 600 WHERE ended_at IS NULL", None)
+            .await
+            .expect("updated");
+        let (access, token) = refreshed(&app, &token).await;
+        let lifetime = jwt_claims(&access)["exp"].as_u64().zip(jwt_claims(&access)["iat"].as_u64()).map(|(e, i)| e - i);
+        assert!(lifetime.is_some_and(|l| l <= 600), "{lifetime:?}");
+
+        // However active, a session ends at its absolute lifetime.
         app.execute("UPDATE refresh_sessions SET expires_at = expires_at - 86400 WHERE ended_at IS NULL", None)
             .await
             .expect("updated");
