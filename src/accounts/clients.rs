@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Accounts, Change};
 use crate::{
     auth::{Principal, opaque},
-    domain::{ClientName, Permission, PermissionNames},
+    domain::{ClientName, Permission, PermissionNames, is_client_id},
     error::Error,
     store::{
         Store,
@@ -115,6 +115,9 @@ impl Accounts {
     /// inactive at once (verifiers holding only the JWKS accept them until they expire).
     pub async fn revoke_client(&self, admin: &Principal, client_id: &str) -> Result<(), Error> {
         self.authorise(admin, &Change::new("revoke_client")).await?;
+        if !is_client_id(client_id) {
+            return Err(Error::NotFound("No such active client".into()));
+        }
         let event = NewAuditEvent {
             subject_username: Some(client_id.to_owned()),
             ..admin.event(AuditType::ClientRevoked, None, json!({"via": "api"}))

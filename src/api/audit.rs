@@ -28,7 +28,7 @@ pub struct AuditEventResponse {
     /// What happened: login_succeeded, login_failed, account_locked, logout, password_changed,
     /// password_reset, password_rehashed, user_created, user_activated, user_deactivated,
     /// user_unlocked, user_roles_changed, user_permissions_changed, account_change_refused,
-    /// token_refused, token_refreshed, refresh_token_reused, session_ended, client_created,
+    /// token_refused, token_refreshed, refresh_token_reused, client_created,
     /// client_revoked, client_token_issued, client_auth_failed, token_revoked,
     /// icsr_created, icsr_updated, icsr_deleted, tenant_provisioned, tenant_activated,
     /// tenant_deactivated.

@@ -9,16 +9,18 @@ use std::{sync::Arc, time::Duration};
 use serde_json::json;
 
 use super::{
-    Auth, RequestMeta, opaque,
+    Auth, Principal, RequestMeta, opaque,
     principal::anonymous_event,
+    refresh::session_refusal,
     throttle::now,
-    token::{Claims, ClientClaims},
+    token::{Claims, ClientClaims, peek_tenant},
 };
 use crate::{
-    domain::Scope,
+    domain::{Scope, is_client_id},
     error::Error,
     store::{
-        Store, audit::AuditType, clients::ServiceClient, sessions::RefreshRecord, users::User,
+        audit::{AuditType, NewAuditEvent},
+        clients::ServiceClient,
     },
     tenancy::{Registry, ScopeHandle},
 };
@@ -37,14 +39,19 @@ pub struct ClientGrant {
 pub enum Introspected {
     /// Expired, revoked, foreign, malformed or unknown: nothing more is said.
     Inactive,
-    /// A user's access token, accepted as `/whoami` would accept it now.
-    User(Arc<Claims>),
+    /// A user's access token, accepted as `/whoami` would accept it now, and what the user
+    /// may do now.
+    User {
+        claims: Arc<Claims>,
+        permissions: Vec<String>,
+    },
     /// A service client's access token, its client still active.
     Client(ClientClaims),
     /// A refresh token, unspent, of a live session.
     Refresh {
-        record: RefreshRecord,
-        user: User,
+        session_id: String,
+        user_id: i64,
+        username: String,
         /// When its session lapses, at the latest (Unix seconds).
         expires_at: i64,
     },
@@ -61,7 +68,12 @@ impl Auth {
         meta: &RequestMeta,
     ) -> Result<ServiceClient, Error> {
         let store = tenant.store().await?;
-        let found = store.client(client_id).await?;
+        // A malformed ID names no client: never looked up, never written as is.
+        let (found, client_id) = if is_client_id(client_id) {
+            (store.client(client_id).await?, client_id)
+        } else {
+            (None, "(malformed client_id)")
+        };
         let reason = match &found {
             None => "unknown_client",
             Some(c) if c.revoked_at.is_some() => "revoked",
@@ -149,38 +161,65 @@ impl Auth {
         if !token.contains('.') {
             return self.introspect_refresh(tenant, token).await;
         }
+        if let Some(principal) = self.principal(registry, tenant, token, meta).await? {
+            let user = &principal.user;
+            return Ok(Introspected::User {
+                permissions: tenant.roles.granted(&user.roles, &user.permissions),
+                claims: principal.claims,
+            });
+        }
+        Ok(match self.live_client_token(tenant, token).await? {
+            Some(claims) => Introspected::Client(claims),
+            None => Introspected::Inactive,
+        })
+    }
+
+    /// The user `token` authenticates in `tenant` now, as a request would be judged; `None`
+    /// for any other token (a client's, another scope's, a dead one).
+    async fn principal(
+        &self,
+        registry: &Registry,
+        tenant: &ScopeHandle,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<Option<Principal>, Error> {
+        // A legacy request names no tenant, and `authenticate` would follow the token's own
+        // claim into that tenant: a tenant's token is no token of the legacy issuer.
+        if tenant.scope == Scope::Legacy && !matches!(peek_tenant(token), Ok(None)) {
+            return Ok(None);
+        }
         let header = tenant.scope.tenant().cloned();
         match self
             .authenticate(registry, header, token, meta.clone())
             .await
         {
-            // A legacy request names no tenant: the token's own claim chose the key.
-            Ok(principal) if principal.handle.scope == tenant.scope => {
-                return Ok(Introspected::User(principal.claims));
-            }
-            Ok(_) => return Ok(Introspected::Inactive),
+            Ok(principal) if principal.handle.scope == tenant.scope => Ok(Some(principal)),
+            Ok(_) => Ok(None),
             // The server could not judge it: not an answer about the token.
-            Err(e @ (Error::Unavailable { .. } | Error::Internal(_))) => return Err(e),
-            // Perhaps a client's token; else inactive.
-            Err(_) => {}
+            Err(e @ (Error::Unavailable { .. } | Error::Internal(_))) => Err(e),
+            Err(_) => Ok(None),
         }
+    }
+
+    /// The claims of `token` if it is a live token of an active client of `tenant`.
+    async fn live_client_token(
+        &self,
+        tenant: &ScopeHandle,
+        token: &str,
+    ) -> Result<Option<ClientClaims>, Error> {
         let Ok(claims) = self.tokens.verify_client(&tenant.key, &tenant.scope, token) else {
-            return Ok(Introspected::Inactive);
+            return Ok(None);
         };
         self.identities.load_revocations(tenant).await?;
         if self.identities.is_revoked(&tenant.scope, &claims.jti) {
-            return Ok(Introspected::Inactive);
+            return Ok(None);
         }
         let store = tenant.store().await?;
         let active = store
             .client(&claims.client_id)
             .await?
             .is_some_and(|c| c.revoked_at.is_none());
-        Ok(if active {
-            Introspected::Client(claims)
-        } else {
-            Introspected::Inactive
-        })
+        Ok(active.then_some(claims))
     }
 
     async fn introspect_refresh(
@@ -193,86 +232,89 @@ impl Auth {
             return Ok(Introspected::Inactive);
         };
         let now = now();
-        let idle_end = record.last_used_at + tenant.policy.session_idle;
-        let live = record.used_at.is_none()
-            && record.ended_at.is_none()
-            && now < record.expires_at
-            && now <= idle_end;
-        let user = match store.user_by_id(record.user_id).await? {
-            Some(u) if live && u.is_active && u.token_version == record.user_version => u,
-            _ => return Ok(Introspected::Inactive),
+        let leeway = i64::try_from(self.tokens.leeway()).unwrap_or(0);
+        let user = store.user_by_id(record.user_id).await?;
+        let refusal = session_refusal(&record, user.as_ref(), &tenant.policy, now, leeway);
+        let (Some(user), None, None) = (user, refusal, record.used_at) else {
+            return Ok(Introspected::Inactive);
         };
         Ok(Introspected::Refresh {
-            expires_at: record.expires_at.min(idle_end),
-            record,
-            user,
+            expires_at: record
+                .expires_at
+                .min(record.last_used_at + tenant.policy.session_idle),
+            session_id: record.session_id,
+            user_id: user.id,
+            username: user.username.to_string(),
         })
     }
 
     /// Revokes `token` in `tenant` (RFC 7009): a user's access token as a logout would (its
-    /// session ends too), a client's access token, or a refresh token (its session ends).
+    /// session ends too), a client's access token, or a refresh token (its session ends; a
+    /// spent one is a reuse). `revoker` is the client that asked, if one authenticated.
     /// Anything else, or a token already dead, is left as it is: the answer is the same.
     pub async fn revoke(
         &self,
         registry: &Registry,
         tenant: &Arc<ScopeHandle>,
         token: &str,
+        revoker: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<(), Error> {
+        let revoked_by = revoker.unwrap_or("the token's holder");
         let store = tenant.store().await?;
-        match self.introspect(registry, tenant, token, meta).await? {
-            Introspected::Inactive => Ok(()),
-            Introspected::User(_) => {
-                let header = tenant.scope.tenant().cloned();
-                let principal = self
-                    .authenticate(registry, header, token, meta.clone())
-                    .await?;
-                self.logout(&principal).await
+        if !token.contains('.') {
+            let Some(record) = store.refresh_record(&opaque::fingerprint(token)).await? else {
+                return Ok(());
+            };
+            if record.used_at.is_some() {
+                return self.reused(tenant, &store, &record, meta).await;
             }
-            Introspected::Client(claims) => {
-                let event = anonymous_event(
-                    AuditType::TokenRevoked,
-                    meta,
-                    None,
-                    &claims.client_id,
-                    json!({"jti": claims.jti, "client_id": claims.client_id}),
-                );
-                let expires_at = i64::try_from(claims.exp).unwrap_or(i64::MAX);
-                // Client tokens belong to no user: user id 0, which no account has.
-                store
-                    .revoke_token(&claims.jti, 0, expires_at, &event)
-                    .await?;
-                self.identities
-                    .remember_revoked(&tenant.scope, claims.jti)
-                    .await;
-                Ok(())
-            }
-            Introspected::Refresh { record, user, .. } => {
-                self.revoke_session(tenant, &store, &record, &user, meta)
-                    .await
-            }
+            let user = store.user_by_id(record.user_id).await?;
+            let event = anonymous_event(
+                AuditType::TokenRevoked,
+                meta,
+                Some(record.user_id),
+                user.as_ref().map_or("", |u| u.username.as_str()),
+                json!({"sid": record.session_id, "token_type": "refresh_token", "revoked_by": revoked_by}),
+            );
+            let ended = store
+                .end_session(&record.session_id, "revoked", now(), Some(&event))
+                .await?;
+            self.forget_access(tenant, ended).await;
+            return Ok(());
         }
-    }
-
-    async fn revoke_session(
-        &self,
-        tenant: &ScopeHandle,
-        store: &Store,
-        record: &RefreshRecord,
-        user: &User,
-        meta: &RequestMeta,
-    ) -> Result<(), Error> {
+        if let Some(principal) = self.principal(registry, tenant, token, meta).await? {
+            let details = json!({
+                "jti": principal.claims.jti,
+                "sid": principal.claims.sid,
+                "token_type": "access_token",
+                "revoked_by": revoked_by,
+            });
+            let event = NewAuditEvent {
+                actor_id: None,
+                actor_username: None,
+                ..principal.event(AuditType::TokenRevoked, Some(&principal.user), details)
+            };
+            return self.end_access(&principal, &event).await;
+        }
+        let Some(claims) = self.live_client_token(tenant, token).await? else {
+            return Ok(());
+        };
         let event = anonymous_event(
             AuditType::TokenRevoked,
             meta,
-            Some(user.id),
-            &user.username,
-            json!({"sid": record.session_id, "token_type": "refresh_token"}),
+            None,
+            &claims.client_id,
+            json!({"jti": claims.jti, "client_id": claims.client_id, "revoked_by": revoked_by}),
         );
-        let revoked = store
-            .end_session(&record.session_id, "revoked", now(), Some(&event))
+        let expires_at = i64::try_from(claims.exp).unwrap_or(i64::MAX);
+        // Client tokens belong to no user: user id 0, which no account has.
+        store
+            .revoke_token(&claims.jti, 0, expires_at, &event)
             .await?;
-        self.forget_access(tenant, revoked).await;
+        self.identities
+            .remember_revoked(&tenant.scope, claims.jti)
+            .await;
         Ok(())
     }
 }

@@ -188,17 +188,27 @@ impl Auth {
     /// Revokes the presented token until it expires, and ends its session (see [`refresh`]).
     pub async fn logout(&self, principal: &Principal) -> Result<(), Error> {
         let claims = &principal.claims;
-        let expires_at = i64::try_from(claims.exp).unwrap_or(i64::MAX);
         let event = principal.event(
             AuditType::Logout,
             Some(&principal.user),
             json!({"jti": claims.jti, "sid": claims.sid}),
         );
+        self.end_access(principal, &event).await
+    }
+
+    /// Revokes `principal`'s token until it expires and ends its session, recording `event`.
+    pub(crate) async fn end_access(
+        &self,
+        principal: &Principal,
+        event: &crate::store::audit::NewAuditEvent,
+    ) -> Result<(), Error> {
+        let claims = &principal.claims;
+        let expires_at = i64::try_from(claims.exp).unwrap_or(i64::MAX);
         principal
             .handle
             .store()
             .await?
-            .revoke_token(&claims.jti, claims.uid, expires_at, &event)
+            .revoke_token(&claims.jti, claims.uid, expires_at, event)
             .await?;
         self.identities
             .remember_revoked(&principal.handle.scope, claims.jti.clone())

@@ -11,7 +11,7 @@
 //! - it lapses: not refreshed for the tenant's `session_idle_minutes`, or older than its
 //!   `session_max_hours`.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -30,12 +30,38 @@ use crate::{
         sessions::{LiveAccess, NewRefreshToken, NewSession, RefreshRecord},
         users::User,
     },
-    tenancy::{Registry, ScopeHandle},
+    tenancy::{Registry, ScopeHandle, SecurityPolicy},
 };
 
 /// The one answer to a refresh token that does not hold, whatever the reason (RFC 6749 §5.2).
 fn invalid_grant() -> Error {
     Error::InvalidGrant("Refresh token is invalid, expired or revoked".into())
+}
+
+/// Why an unspent refresh token of `record`'s session may not be exchanged now (`None`: it
+/// may), for `user` as stored now: the one rule refresh and introspection share. `leeway`
+/// (seconds) is the clock skew tolerated on the idle timeout.
+pub(super) fn session_refusal(
+    record: &RefreshRecord,
+    user: Option<&User>,
+    policy: &SecurityPolicy,
+    now: i64,
+    leeway: i64,
+) -> Option<&'static str> {
+    let max_age = i64::from(policy.password_max_age_days) * 86_400;
+    match user {
+        _ if record.ended_at.is_some() => Some("session_ended"),
+        _ if now >= record.expires_at => Some("session_expired"),
+        _ if now > record.last_used_at + policy.session_idle + leeway => Some("session_idle"),
+        None => Some("user_deleted"),
+        Some(u) if !u.is_active => Some("user_inactive"),
+        Some(u) if u.token_version != record.user_version => Some("credentials_changed"),
+        Some(u) if u.roles.is_empty() => Some("no_roles"),
+        Some(u) if max_age > 0 && u.password_changed_at.is_none_or(|at| now - at > max_age) => {
+            Some("password_expired")
+        }
+        Some(_) => None,
+    }
 }
 
 impl Auth {
@@ -100,45 +126,33 @@ impl Auth {
         let tenant = registry.resolve(scope).await?;
         let store = tenant.store().await?;
         let hash = opaque::fingerprint(presented);
-        let record = store
-            .refresh_record(&hash)
-            .await?
-            .ok_or_else(invalid_grant)?;
+        let Some(record) = store.refresh_record(&hash).await? else {
+            return Err(self.refused_grant(meta).await);
+        };
         if record.used_at.is_some() {
-            return Err(self.reused(&tenant, &store, &record, meta).await?);
+            self.reused(&tenant, &store, &record, meta).await?;
+            return Err(self.refused_grant(meta).await);
         }
         let now = now();
         let user = store.user_by_id(record.user_id).await?;
         let leeway = i64::try_from(self.tokens.leeway()).unwrap_or(0);
-        let refusal = match &user {
-            _ if record.ended_at.is_some() => Some("session_ended"),
-            _ if now >= record.expires_at => Some("session_expired"),
-            _ if now > record.last_used_at + tenant.policy.session_idle + leeway => {
-                Some("session_idle")
-            }
-            None => Some("user_deleted"),
-            Some(u) if !u.is_active => Some("user_inactive"),
-            Some(u) if u.token_version != record.user_version => Some("credentials_changed"),
-            Some(u) if u.roles.is_empty() => Some("no_roles"),
-            Some(_) => None,
-        };
-        let name = user
-            .as_ref()
-            .map_or(String::new(), |u| u.username.to_string());
-        let (Some(user), None) = (user, refusal) else {
+        let refusal = session_refusal(&record, user.as_ref(), &tenant.policy, now, leeway);
+        let (Some(user), None) = (user.clone(), refusal) else {
             let reason = refusal.unwrap_or("user_deleted");
+            let name = user.as_ref().map_or("", |u| u.username.as_str());
             let event = anonymous_event(
                 AuditType::TokenRefused,
                 meta,
                 Some(record.user_id),
-                &name,
+                name,
                 json!({"reason": reason, "sid": record.session_id, "grant": "refresh_token"}),
             );
-            let revoked = store
+            // Recorded once, when it ends the session; later attempts write nothing.
+            let ended = store
                 .end_session(&record.session_id, reason, now, Some(&event))
                 .await?;
-            self.forget_access(&tenant, revoked).await;
-            return Err(invalid_grant());
+            self.forget_access(&tenant, ended).await;
+            return Err(self.refused_grant(meta).await);
         };
         let remaining = record.expires_at - now;
         let (access, claims) = self.issue_access(&tenant, &user, &record.session_id, remaining)?;
@@ -161,12 +175,12 @@ impl Auth {
             .await?;
         if !rotated {
             // Spent or ended meanwhile: a concurrent presentation is a reuse.
-            return match store.refresh_record(&hash).await? {
-                Some(record) if record.used_at.is_some() => {
-                    Err(self.reused(&tenant, &store, &record, meta).await?)
-                }
-                _ => Err(invalid_grant()),
-            };
+            if let Some(record) = store.refresh_record(&hash).await?
+                && record.used_at.is_some()
+            {
+                self.reused(&tenant, &store, &record, meta).await?;
+            }
+            return Err(self.refused_grant(meta).await);
         }
         Ok(Login {
             access_token: access,
@@ -176,15 +190,33 @@ impl Auth {
         })
     }
 
+    /// A refresh grant that does not hold. Each costs the address one of its login attempts a
+    /// minute, so dead or made-up tokens cannot be presented at speed.
+    async fn refused_grant(&self, meta: &RequestMeta) -> Error {
+        if let Some(addr) = meta.client
+            && let Err(wait) = self.throttle.hit(addr, now()).await
+        {
+            return Error::TooManyRequests {
+                detail: "Too many refused refresh tokens from this address, retry later".into(),
+                retry_after_seconds: wait,
+            };
+        }
+        invalid_grant()
+    }
+
     /// A spent refresh token came back: someone else holds a copy. The whole family ends, its
-    /// live access tokens are revoked, and the alert is raised. The error to answer with.
-    async fn reused(
+    /// live access tokens are revoked, and the alert is raised — once: when the family had
+    /// already ended, nothing more is written.
+    pub(super) async fn reused(
         &self,
-        tenant: &Arc<ScopeHandle>,
+        tenant: &ScopeHandle,
         store: &Store,
         record: &RefreshRecord,
         meta: &RequestMeta,
-    ) -> Result<Error, Error> {
+    ) -> Result<(), Error> {
+        if record.ended_at.is_some() {
+            return Ok(());
+        }
         let user = store.user_by_id(record.user_id).await?;
         let event = anonymous_event(
             AuditType::RefreshTokenReused,
@@ -193,11 +225,14 @@ impl Auth {
             user.as_ref().map_or("", |u| u.username.as_str()),
             json!({"sid": record.session_id, "spent_at": record.used_at}),
         );
-        let revoked = store
+        let Some(revoked) = store
             .end_session(&record.session_id, "reuse", now(), Some(&event))
-            .await?;
+            .await?
+        else {
+            return Ok(());
+        };
         let access_tokens = revoked.len();
-        self.forget_access(tenant, revoked).await;
+        self.forget_access(tenant, Some(revoked)).await;
         tracing::warn!(
             alert = "refresh_token_reused",
             scope = %tenant.scope,
@@ -207,7 +242,7 @@ impl Auth {
             access_tokens,
             "SECURITY ALERT: a spent refresh token was presented again; its session is ended"
         );
-        Ok(invalid_grant())
+        Ok(())
     }
 
     /// Ends session `sid` (logout, revocation), revoking its live access tokens.
@@ -224,8 +259,12 @@ impl Auth {
     }
 
     /// Adds access tokens an ended session revoked to the revocation lists (every replica's).
-    pub(super) async fn forget_access(&self, tenant: &ScopeHandle, revoked: Vec<LiveAccess>) {
-        for access in revoked {
+    pub(super) async fn forget_access(
+        &self,
+        tenant: &ScopeHandle,
+        revoked: Option<Vec<LiveAccess>>,
+    ) {
+        for access in revoked.into_iter().flatten() {
             self.identities
                 .remember_revoked(&tenant.scope, access.access_jti)
                 .await;

@@ -24,7 +24,6 @@ pub enum AuditType {
     TokenRefused,
     TokenRefreshed,
     RefreshTokenReused,
-    SessionEnded,
     ClientCreated,
     ClientRevoked,
     ClientTokenIssued,
@@ -39,7 +38,7 @@ pub enum AuditType {
 }
 
 impl AuditType {
-    pub const ALL: [AuditType; 29] = [
+    pub const ALL: [AuditType; 28] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::AccountLocked,
@@ -57,7 +56,6 @@ impl AuditType {
         Self::TokenRefused,
         Self::TokenRefreshed,
         Self::RefreshTokenReused,
-        Self::SessionEnded,
         Self::ClientCreated,
         Self::ClientRevoked,
         Self::ClientTokenIssued,
@@ -90,7 +88,6 @@ impl AuditType {
             Self::TokenRefused => "token_refused",
             Self::TokenRefreshed => "token_refreshed",
             Self::RefreshTokenReused => "refresh_token_reused",
-            Self::SessionEnded => "session_ended",
             Self::ClientCreated => "client_created",
             Self::ClientRevoked => "client_revoked",
             Self::ClientTokenIssued => "client_token_issued",

@@ -20,6 +20,17 @@ pub struct ServiceClient {
     pub revoked_at: Option<i64>,
 }
 
+/// Whether `raw` has the shape of a client ID this server issues (`svc-` and 16 lowercase hex
+/// digits): anything else names no client and is never looked up.
+pub fn is_client_id(raw: &str) -> bool {
+    raw.strip_prefix("svc-").is_some_and(|hex| {
+        hex.len() == 16
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// What a service client is called (shown in lists and the audit trail): 1 to 100
 /// characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +110,20 @@ mod tests {
             "1x.view",
         ] {
             assert!(PermissionNames::parse(&[bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_issued_client_id_shapes_are_client_ids() {
+        assert!(is_client_id("svc-5b7c8ba8d022075f"));
+        for bad in [
+            "svc-5B7C8BA8D022075F",
+            "svc-5b7c8ba8d022075",
+            "5b7c8ba8d022075f",
+            "svc-5b7c8ba8d022075f\0",
+            "",
+        ] {
+            assert!(!is_client_id(bad), "{bad:?}");
         }
     }
 

@@ -13,7 +13,7 @@ pub mod url_secrets;
 mod user;
 
 pub use account::{NewUser, User, UserFilter};
-pub use client::{ClientName, PermissionNames, ServiceClient};
+pub use client::{ClientName, PermissionNames, ServiceClient, is_client_id};
 pub use password::Password;
 pub use permissions::{Holder, Permission, PermissionMap, RoleDefinitions, RoleGrants};
 pub use tenant_id::{Scope, TenantId};

@@ -99,6 +99,10 @@ impl LoginIdentifier {
                 Self::MAX_BYTES
             )));
         }
+        // No username or e-mail holds one, and Postgres refuses it in a query parameter.
+        if raw.contains('\0') {
+            return Err(Invalid::new("username must not contain NUL"));
+        }
         Ok(Self(raw.to_ascii_lowercase()))
     }
 

@@ -155,14 +155,15 @@ impl Store {
 
     /// Ends family `session_id` for `reason` and revokes the access tokens it issued that are
     /// still alive, recording `event` when given, in one transaction; the tokens revoked (for
-    /// the in-memory lists). Ending an ended family changes nothing and revokes nothing.
+    /// the in-memory lists). `None`, and nothing written (not even `event`), when the family
+    /// had already ended.
     pub async fn end_session(
         &self,
         session_id: &str,
         reason: &str,
         now: i64,
         event: Option<&NewAuditEvent>,
-    ) -> Result<Vec<LiveAccess>, StoreError> {
+    ) -> Result<Option<Vec<LiveAccess>>, StoreError> {
         with_conn!(self, conn => async {
             let mut tx = sqlx::Connection::begin(conn).await?;
             let ended = sqlx::query(END)
@@ -172,15 +173,14 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            let live = if ended == 1 {
-                sqlx::query_as::<_, LiveAccess>(LIVE_ACCESS)
-                    .bind(session_id)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await?
-            } else {
-                Vec::new()
-            };
+            if ended != 1 {
+                return Ok(None);
+            }
+            let live = sqlx::query_as::<_, LiveAccess>(LIVE_ACCESS)
+                .bind(session_id)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
             for access in &live {
                 sqlx::query(REVOKE_ACCESS)
                     .bind(&access.access_jti)
@@ -193,7 +193,7 @@ impl Store {
                 insert_audit!(&mut *tx, event, now_ms())?;
             }
             tx.commit().await?;
-            Ok::<Vec<LiveAccess>, StoreError>(live)
+            Ok::<Option<Vec<LiveAccess>>, StoreError>(Some(live))
         }
         .await)
     }

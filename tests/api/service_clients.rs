@@ -92,6 +92,14 @@ backend_tests! {
             assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"vigia\"");
             assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
         }
+        // A malformed ID (a NUL, which Postgres refuses in a parameter) is just no client.
+        let resp = app
+            .post(&format!("/tenants/{TENANT}/oauth2/token"))
+            .form(&[("grant_type", "client_credentials"), ("client_id", "svc-\0x"), ("client_secret", "s")])
+            .send()
+            .await
+            .expect("sent");
+        assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
         app.provision_tenant("globex").await;
         let resp = client_token(&app, "globex", &id, &secret).await;
         assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
@@ -116,7 +124,7 @@ backend_tests! {
             ("client_created", 2),
             ("client_token_issued", 2),
             ("client_revoked", 1),
-            ("client_auth_failed", 3),
+            ("client_auth_failed", 4),
         ] {
             let events = audit(&app, &admin, &format!("type={kind}")).await;
             assert_eq!(events.len(), count, "{kind}: {events:?}");
@@ -233,6 +241,17 @@ backend_tests! {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(introspect(&app, &gateway, &token).await, json!({"active": false}));
 
+        // What the user may do is read now, not from the token: a withdrawn action is gone.
+        let ana = app.create_user(Some(TENANT), UserSpec::new("ana")).await;
+        let ana_token = app.token(Some(TENANT), "ana").await;
+        let scope = |found: Value| found["scope"].as_str().expect("scope").to_owned();
+        assert!(scope(introspect(&app, &gateway, &ana_token).await).contains("icsr.edit"));
+        let admin = app.token_with(Some(TENANT), "juan.perez", "AnotherPass456").await;
+        let resp = crate::helpers::put(&app, &admin, &format!("/api/v1/users/{ana}/permissions"), json!({"permissions": {"icsr": {"edit": false}}})).await;
+        assert!(resp.status().is_success(), "{}", resp.status());
+        let now = scope(introspect(&app, &gateway, &ana_token).await);
+        assert!(!now.contains("icsr.edit") && now.contains("icsr.view"), "{now}");
+
         // Another tenant's token, and garbage, are inactive here.
         app.provision_tenant("globex").await;
         app.create_user(Some("globex"), UserSpec::new("hank")).await;
@@ -288,11 +307,28 @@ backend_tests! {
         let resp = revoke(&app, Some(&bad), "garbage").await;
         assert_oauth_error(resp, StatusCode::UNAUTHORIZED, "invalid_client").await;
 
+        // A spent refresh token revoked by its holder (the app logging out after a thief
+        // refreshed first): the session ends, the thief's tokens with it.
+        let login = password_grant(&app, TENANT, "juan.perez").await;
+        let spent = login["refresh_token"].as_str().expect("refresh");
+        let resp = app
+            .post(&format!("/tenants/{TENANT}/oauth2/token"))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", spent)])
+            .send()
+            .await
+            .expect("sent");
+        let thief: Value = resp.json().await.expect("JSON");
+        assert_eq!(revoke(&app, None, spent).await.status(), StatusCode::OK);
+        let thief_access = thief["access_token"].as_str().expect("access");
+        assert_error(app.whoami(thief_access, None).await, StatusCode::UNAUTHORIZED).await;
+
         let admin = app.token(Some(TENANT), "juan.perez").await;
         let revoked = audit(&app, &admin, "type=token_revoked").await;
-        assert_eq!(revoked.len(), 2, "the refresh token and the client's token: {revoked:?}");
-        let logouts = audit(&app, &admin, "type=logout").await;
-        assert_eq!(logouts.len(), 1, "the user's access token, as a logout: {logouts:?}");
+        let by: Vec<&Value> = revoked.iter().map(|e| &e["details"]["revoked_by"]).collect();
+        assert_eq!(by.len(), 3, "the refresh token, the user's and the client's access tokens: {revoked:?}");
+        assert_eq!(by.iter().filter(|b| **b == &json!(gateway.0)).count(), 2, "{by:?}");
+        assert!(audit(&app, &admin, "type=logout").await.is_empty(), "a revocation is no logout");
+        assert_eq!(audit(&app, &admin, "type=refresh_token_reused").await.len(), 1);
     }
 }
 
@@ -317,5 +353,41 @@ backend_tests! {
         assert_oauth_error(resp, StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable").await;
         // Each refusal past the limit writes nothing: the audit trail holds the first three.
         assert_eq!(audit(&app, &admin, "type=client_auth_failed").await.len(), 3);
+    }
+}
+
+backend_tests! {
+    async fn the_legacy_issuer_never_vouches_for_a_tenants_token(backend) {
+        let app = spawn_app(backend.clone()).await;
+        app.create_user(None, UserSpec::new("root").roles(&["admin"])).await;
+        let root = app.token(None, "root").await;
+        let resp = app
+            .post("/api/v1/clients")
+            .bearer_auth(&root)
+            .json(&json!({"name": "legacy gateway", "permissions": []}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let created: Value = resp.json().await.expect("JSON");
+        let id = created["client_id"].as_str().expect("id");
+        let secret = created["client_secret"].as_str().expect("secret");
+        let tenant_token = app.token(Some(TENANT), "juan.perez").await;
+        for (token, active) in [(root.as_str(), true), (tenant_token.as_str(), false)] {
+            let resp = app
+                .post("/oauth2/introspect")
+                .basic_auth(id, Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .expect("sent");
+            let found: Value = resp.json().await.expect("JSON");
+            assert_eq!(found["active"], active, "{found}");
+        }
+        // Nor does it revoke one, nor write in the tenant's trail.
+        let resp = app.post("/oauth2/revoke").form(&[("token", tenant_token.as_str())]).send().await.expect("sent");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(app.whoami(&tenant_token, None).await.status(), StatusCode::OK);
+        assert!(audit(&app, &tenant_token, "type=token_refused").await.is_empty());
     }
 }

@@ -82,6 +82,9 @@ backend_tests! {
         assert_eq!(app.whoami(&other_access, None).await.status(), StatusCode::OK);
         refreshed(&app, &other).await;
 
+        // Dead tokens presented again write nothing more: one alert per family.
+        refused(&app, &first).await;
+        refused(&app, &third).await;
         let admin = app.token(Some(TENANT), "juan.perez").await;
         let alerts = audit(&app, &admin, "type=refresh_token_reused").await;
         assert_eq!(alerts.len(), 1, "{alerts:?}");

@@ -188,6 +188,8 @@ async fn grant(
     scope: &Scope,
     form: TokenForm,
 ) -> Result<GrantAnswer, OAuthError> {
+    // As for introspection and revocation: an unknown or inactive tenant is no issuer (404).
+    issuer_handle(state, scope).await?;
     let meta = request_meta(req);
     let auth = &state.auth;
     let body = match form.grant_type.as_deref().unwrap_or("password") {
@@ -253,25 +255,25 @@ fn user_grant(token: TokenResponse) -> GrantResponse {
     }
 }
 
-/// Whether the request authenticates as a service client: `invalid_client` when its
-/// credentials do not hold, `false` when it brings none.
+/// The service client the request authenticates as: `invalid_client` when its credentials
+/// do not hold, `None` when it brings none.
 async fn client(
     state: &AppState,
     req: &Request,
     handle: &crate::tenancy::ScopeHandle,
     form: &mut TokenReferenceForm,
     meta: &RequestMeta,
-) -> Result<bool, OAuthError> {
+) -> Result<Option<String>, OAuthError> {
     let Some((id, secret)) =
         client_credentials(req, form.client_id.take(), form.client_secret.take())
     else {
-        return Ok(false);
+        return Ok(None);
     };
-    state
+    let client = state
         .auth
         .authenticate_client(handle, &id, &secret, meta)
         .await?;
-    Ok(true)
+    Ok(Some(client.client_id))
 }
 
 async fn introspect(
@@ -282,7 +284,10 @@ async fn introspect(
 ) -> Result<IntrospectionAnswer, OAuthError> {
     let handle = issuer_handle(state, scope).await?;
     let meta = request_meta(req);
-    if !client(state, req, &handle, &mut form, &meta).await? {
+    if client(state, req, &handle, &mut form, &meta)
+        .await?
+        .is_none()
+    {
         return Err(Error::InvalidClient.into());
     }
     let token = required(form.token, "token")?;
@@ -292,12 +297,16 @@ async fn introspect(
         .await?;
     let body = match found {
         Introspected::Inactive => IntrospectionResponse::default(),
-        Introspected::User(claims) => IntrospectionResponse {
+        Introspected::User {
+            claims,
+            permissions,
+        } => IntrospectionResponse {
             active: true,
             token_type: Some("access_token".into()),
             sub: Some(claims.sub.clone()),
             username: Some(claims.username.clone()),
-            scope: Some(claims.permissions.join(" ")),
+            // What the user may do now, not what the token said at issue.
+            scope: Some(permissions.join(" ")),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
             iss: Some(claims.iss.clone()),
@@ -322,17 +331,18 @@ async fn introspect(
             ..IntrospectionResponse::default()
         },
         Introspected::Refresh {
-            record,
-            user,
+            session_id,
+            user_id,
+            username,
             expires_at,
         } => IntrospectionResponse {
             active: true,
             token_type: Some("refresh_token".into()),
-            sub: Some(user.id.to_string()),
-            username: Some(user.username.to_string()),
+            sub: Some(user_id.to_string()),
+            username: Some(username),
             exp: u64::try_from(expires_at).ok(),
             iss: Some(state.auth.tokens.issuer(scope)),
-            sid: Some(record.session_id),
+            sid: Some(session_id),
             tenant: scope.tenant().map(ToString::to_string),
             ..IntrospectionResponse::default()
         },
@@ -348,11 +358,11 @@ async fn revoke(
 ) -> Result<Json<SuccessResponse>, OAuthError> {
     let handle = issuer_handle(state, scope).await?;
     let meta = request_meta(req);
-    client(state, req, &handle, &mut form, &meta).await?;
+    let revoker = client(state, req, &handle, &mut form, &meta).await?;
     let token = required(form.token, "token")?;
     state
         .auth
-        .revoke(&state.registry, &handle, &token, &meta)
+        .revoke(&state.registry, &handle, &token, revoker.as_deref(), &meta)
         .await?;
     Ok(Json(SuccessResponse { success: true }))
 }
