@@ -191,8 +191,16 @@ impl Auth {
             return Err(error);
         }
 
+        let succeeded = anonymous_event(
+            AuditType::LoginSucceeded,
+            meta,
+            Some(user.id),
+            &user.username,
+            json!({}),
+        );
+        // Clears the failed attempts, opens the session and records the login, at once.
         let (access_token, claims, refresh_token) =
-            self.open_session(tenant, &store, &user).await?;
+            self.open_session(tenant, &store, &user, succeeded).await?;
         if verified.needs_rehash {
             let mut event = anonymous_event(
                 AuditType::PasswordRehashed,
@@ -204,15 +212,6 @@ impl Auth {
             event.trace = Some(claims.trace.clone());
             self.rehash_in_background(tenant.clone(), &user, password, event);
         }
-        let mut event = anonymous_event(
-            AuditType::LoginSucceeded,
-            meta,
-            Some(user.id),
-            &user.username,
-            json!({}),
-        );
-        event.trace = Some(claims.trace);
-        store.clear_login_failures(user.id, &event).await?;
         Ok(Login {
             access_token,
             user,

@@ -26,7 +26,7 @@ use crate::{
     error::Error,
     store::{
         Store,
-        audit::AuditType,
+        audit::{AuditType, NewAuditEvent},
         sessions::{LiveAccess, NewRefreshToken, NewSession, RefreshRecord},
         users::User,
     },
@@ -65,12 +65,15 @@ pub(super) fn session_refusal(
 }
 
 impl Auth {
-    /// Issues `user`'s access token in a new session, and the session's first refresh token.
+    /// A login of `user`: issues its access token in a new session, and the session's first
+    /// refresh token; the user's failed attempts are cleared and `event` (the login, completed
+    /// with the token's `trace`) recorded in the same transaction.
     pub(super) async fn open_session(
         &self,
         tenant: &ScopeHandle,
         store: &Store,
         user: &User,
+        mut event: NewAuditEvent,
     ) -> Result<(String, Claims, String), Error> {
         let now = now();
         let sid = uuid::Uuid::new_v4().to_string();
@@ -89,7 +92,8 @@ impl Auth {
             access_jti: &claims.jti,
             access_expires_at: i64::try_from(claims.exp).unwrap_or(i64::MAX),
         };
-        store.open_session(&session, &token).await?;
+        event.trace = Some(claims.trace.clone());
+        store.record_login(&session, &token, &event).await?;
         Ok((access, claims, refresh))
     }
 

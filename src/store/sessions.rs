@@ -4,6 +4,7 @@
 use super::{
     Store, StoreError,
     audit::{NewAuditEvent, insert_audit, now_ms},
+    users::CLEAR_FAILURES,
     with_conn,
 };
 
@@ -91,11 +92,14 @@ pub struct LiveAccess {
 }
 
 impl Store {
-    /// Opens a family with its first token, after dropping the user's lapsed families.
-    pub async fn open_session(
+    /// A successful login: clears the user's failed attempts and lock, opens its session with
+    /// the first token (after dropping the user's lapsed sessions) and records `event`, in one
+    /// transaction.
+    pub async fn record_login(
         &self,
         session: &NewSession<'_>,
         token: &NewRefreshToken<'_>,
+        event: &NewAuditEvent,
     ) -> Result<(), StoreError> {
         with_conn!(self, conn => async {
             let mut tx = sqlx::Connection::begin(conn).await?;
@@ -111,6 +115,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             insert_token!(tx, session.id, token, session.now)?;
+            sqlx::query(CLEAR_FAILURES).bind(session.user_id).execute(&mut *tx).await?;
+            insert_audit!(&mut *tx, event, now_ms())?;
             tx.commit().await?;
             Ok::<(), StoreError>(())
         }

@@ -23,7 +23,7 @@ const LOCK: &str = "UPDATE users SET locked_until = $1 WHERE id = $2";
 /// Gives back an attempt reserved for a password that was never checked (hashing refused).
 const RELEASE_ATTEMPT: &str = "UPDATE users SET failed_logins = failed_logins - 1 \
      WHERE id = $1 AND failed_logins > 0 AND locked_until IS NULL";
-const CLEAR_FAILURES: &str = "UPDATE users SET failed_logins = 0, failed_window_start = NULL, locked_until = NULL WHERE id = $1";
+pub(in crate::store) const CLEAR_FAILURES: &str = "UPDATE users SET failed_logins = 0, failed_window_start = NULL, locked_until = NULL WHERE id = $1";
 
 impl Store {
     /// Reserves a login attempt (see [`RESERVE_ATTEMPT`]): the attempt's number within the

@@ -346,5 +346,6 @@ impl Store {
 }
 
 mod attempts;
+pub(in crate::store) use attempts::CLEAR_FAILURES;
 #[cfg(test)]
 mod tests;
