@@ -80,6 +80,25 @@ macro_rules! insert_audit {
 }
 pub(crate) use insert_audit;
 
+/// Runs `$body` (using `&mut *$tx`) and inserts the audit `$event` in one transaction; the
+/// body yields the rows it affected, and none means `NotFound` (nothing is recorded then).
+macro_rules! audited {
+    ($store:expr, $event:expr, $tx:ident => $body:expr) => {
+        $crate::store::with_conn!($store, conn => async {
+            let mut $tx = sqlx::Connection::begin(conn).await?;
+            let affected: u64 = $body;
+            if affected == 0 {
+                return Err($crate::store::StoreError::NotFound);
+            }
+            $crate::store::audit::insert_audit!(&mut *$tx, $event, $crate::store::audit::now_ms())?;
+            $tx.commit().await?;
+            Ok::<(), $crate::store::StoreError>(())
+        }
+        .await)
+    };
+}
+pub(crate) use audited;
+
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)

@@ -5,7 +5,7 @@ pub use crate::domain::ServiceClient;
 
 use super::{
     Store, StoreError,
-    audit::{NewAuditEvent, insert_audit, now_ms},
+    audit::{NewAuditEvent, audited, insert_audit, now_ms},
     with_conn,
 };
 
@@ -110,17 +110,12 @@ impl Store {
         now: i64,
         event: &NewAuditEvent,
     ) -> Result<(), StoreError> {
-        with_conn!(self, conn => async {
-            let mut tx = sqlx::Connection::begin(conn).await?;
-            let revoked = sqlx::query(REVOKE).bind(now).bind(client_id).execute(&mut *tx).await?;
-            if revoked.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            insert_audit!(&mut *tx, event, now_ms())?;
-            tx.commit().await?;
-            Ok::<(), StoreError>(())
-        }
-        .await)
+        audited!(self, event, tx => sqlx::query(REVOKE)
+            .bind(now)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected())
     }
 
     /// Notes that the client obtained a token, recording `event`.
@@ -130,13 +125,11 @@ impl Store {
         now: i64,
         event: &NewAuditEvent,
     ) -> Result<(), StoreError> {
-        with_conn!(self, conn => async {
-            let mut tx = sqlx::Connection::begin(conn).await?;
-            sqlx::query(USED).bind(now).bind(client_id).execute(&mut *tx).await?;
-            insert_audit!(&mut *tx, event, now_ms())?;
-            tx.commit().await?;
-            Ok::<(), StoreError>(())
-        }
-        .await)
+        audited!(self, event, tx => sqlx::query(USED)
+            .bind(now)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected())
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::store::{
     Store, StoreError,
-    audit::{NewAuditEvent, insert_audit, now_ms},
+    audit::{NewAuditEvent, audited},
     with_conn,
 };
 

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     Store, StoreError,
-    audit::{NewAuditEvent, insert_audit, now_ms},
+    audit::{NewAuditEvent, audited, insert_audit, now_ms},
     with_conn,
 };
 use crate::domain::{Email, FullName, LoginIdentifier, Permissions, Roles, Username};
@@ -74,24 +74,6 @@ const ROLES_CHANGED: &str =
 const SET_PERMISSIONS: &str = "UPDATE users SET permissions = $1, updated_at = $2 WHERE id = $3";
 const INSERT_ROLE: &str =
     "INSERT INTO user_roles (user_id, role, position, assigned_at) VALUES ($1, $2, $3, $4)";
-
-/// Runs `$body` (using `&mut *$tx`) and inserts the audit `$event` in one transaction; the
-/// body yields the rows it affected, and none means `NotFound` (nothing is recorded then).
-macro_rules! audited {
-    ($store:expr, $event:expr, $tx:ident => $body:expr) => {
-        with_conn!($store, conn => async {
-            let mut $tx = sqlx::Connection::begin(conn).await?;
-            let affected: u64 = $body;
-            if affected == 0 {
-                return Err(StoreError::NotFound);
-            }
-            insert_audit!(&mut *$tx, $event, now_ms())?;
-            $tx.commit().await?;
-            Ok::<(), StoreError>(())
-        }
-        .await)
-    };
-}
 
 fn user_of(row: UserRow, roles: Vec<String>) -> User {
     User {
