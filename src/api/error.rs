@@ -111,11 +111,36 @@ impl From<Invalid> for ApiError {
 pub fn framework_error(err: poem::Error) -> Response {
     // Keep the operation that failed, for the request metrics.
     let operation = err.data::<poem_openapi::OperationId>().copied();
-    let mut response = error_response(err);
+    let mut response = match operation {
+        // The OAuth2 endpoints answer a body they cannot read as RFC 6749 5.2 does.
+        Some(id) if OAUTH_OPERATIONS.contains(&id.0) && is_unreadable(&err) => {
+            OAuthError::bad_request("invalid_request", err.to_string()).into_response()
+        }
+        _ => error_response(err),
+    };
     if let Some(operation) = operation {
         response.set_data(operation);
     }
     response
+}
+
+/// The operations of `api::oauth`, whose errors are RFC 6749's.
+const OAUTH_OPERATIONS: [&str; 6] = [
+    "token",
+    "introspect",
+    "revoke",
+    "legacy_token",
+    "legacy_introspect",
+    "legacy_revoke",
+];
+
+/// A request the framework could not parse (a missing or wrong content type, a malformed body).
+fn is_unreadable(err: &poem::Error) -> bool {
+    !err.is_from_response()
+        && matches!(
+            err.status(),
+            StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE
+        )
 }
 
 fn error_response(err: poem::Error) -> Response {

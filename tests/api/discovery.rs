@@ -163,6 +163,13 @@ backend_tests! {
             let resp = app.post(&format!("/tenants/{TENANT}/oauth2/token")).form(&form).send().await.expect("sent");
             assert_oauth_error(resp, StatusCode::BAD_REQUEST, error).await;
         }
+        // A body that is no form is an invalid request too, in the same shape.
+        for path in [format!("/tenants/{TENANT}/oauth2/token"), "/oauth2/introspect".into(), "/oauth2/revoke".into()] {
+            let resp = app.post(&path).json(&json!({"grant_type": "password"})).send().await.expect("sent");
+            assert_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_request").await;
+            let resp = app.post(&path).send().await.expect("sent");
+            assert_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_request").await;
+        }
         let resp = app
             .post(&format!("/tenants/{TENANT}/oauth2/token"))
             .form(&[("grant_type", "client_credentials")])
