@@ -555,6 +555,19 @@ impl TestApp {
         cmd
     }
 
+    /// The refresh grant at the token endpoint of `tenant`'s issuer (`None`: the legacy one).
+    pub async fn refresh_grant(&self, tenant: Option<&str>, token: &str) -> Response {
+        let path = match tenant {
+            Some(id) => format!("/tenants/{id}/oauth2/token"),
+            None => "/oauth2/token".into(),
+        };
+        self.post(&path)
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// A service client of `tenant` made with `vigia client create`, holding `permissions`; its
     /// ID and secret.
     pub fn service_client(

@@ -222,12 +222,7 @@ backend_tests! {
         let refresh = login["refresh_token"].as_str().expect("refresh");
         let found = introspect(&app, &gateway, refresh).await;
         assert_eq!((&found["active"], &found["token_type"]), (&json!(true), &json!("refresh_token")));
-        let resp = app
-            .post(&format!("/tenants/{TENANT}/oauth2/token"))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-            .send()
-            .await
-            .expect("sent");
+        let resp = app.refresh_grant(Some(TENANT), refresh).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(introspect(&app, &gateway, refresh).await, json!({"active": false}));
 
@@ -278,12 +273,7 @@ backend_tests! {
         let resp = revoke(&app, None, refresh).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_error(app.whoami(access, None).await, StatusCode::UNAUTHORIZED).await;
-        let resp = app
-            .post(&format!("/tenants/{TENANT}/oauth2/token"))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
-            .send()
-            .await
-            .expect("sent");
+        let resp = app.refresh_grant(Some(TENANT), refresh).await;
         assert_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
 
         // An access token, by a client.
@@ -311,12 +301,7 @@ backend_tests! {
         // refreshed first): the session ends, the thief's tokens with it.
         let login = password_grant(&app, TENANT, "juan.perez").await;
         let spent = login["refresh_token"].as_str().expect("refresh");
-        let resp = app
-            .post(&format!("/tenants/{TENANT}/oauth2/token"))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", spent)])
-            .send()
-            .await
-            .expect("sent");
+        let resp = app.refresh_grant(Some(TENANT), spent).await;
         let thief: Value = resp.json().await.expect("JSON");
         assert_eq!(revoke(&app, None, spent).await.status(), StatusCode::OK);
         let thief_access = thief["access_token"].as_str().expect("access");

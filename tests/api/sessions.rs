@@ -24,11 +24,7 @@ async fn login(app: &TestApp, username: &str) -> (String, String) {
 }
 
 async fn refresh(app: &TestApp, token: &str) -> Response {
-    app.post(&format!("/tenants/{TENANT}/oauth2/token"))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
-        .send()
-        .await
-        .expect("sent")
+    app.refresh_grant(Some(TENANT), token).await
 }
 
 /// Refreshes `token`, asserting success; the new access and refresh tokens.
@@ -230,23 +226,12 @@ backend_tests! {
 
         // Another issuer (another tenant's database, or the legacy one) knows nothing of it.
         app.provision_tenant("globex").await;
-        for path in ["/tenants/globex/oauth2/token", "/oauth2/token"] {
-            let resp = app
-                .post(path)
-                .form(&[("grant_type", "refresh_token"), ("refresh_token", &token)])
-                .send()
-                .await
-                .expect("sent");
+        for issuer in [Some("globex"), None] {
+            let resp = app.refresh_grant(issuer, &token).await;
             assert_oauth_error(resp, StatusCode::BAD_REQUEST, "invalid_grant").await;
         }
         for garbage in ["x", "", &"A".repeat(4000)] {
-            let resp = app
-                .post(&format!("/tenants/{TENANT}/oauth2/token"))
-                .form(&[("grant_type", "refresh_token"), ("refresh_token", garbage)])
-                .send()
-                .await
-                .expect("sent");
-            assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(refresh(&app, garbage).await.status(), StatusCode::BAD_REQUEST);
         }
         // None of that spent it.
         refreshed(&app, &token).await;
